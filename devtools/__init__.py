@@ -1,0 +1,1 @@
+"""Local tooling: embedded PostgreSQL, the legacy demo database, Airflow runs. Not deployed."""

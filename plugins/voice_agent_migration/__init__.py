@@ -1,0 +1,1 @@
+"""Reusable pieces of the voice_agent -> multi-tenant migration DAG."""

@@ -1,0 +1,73 @@
+"""Operators of the migration DAG: SQL steps, SQL checks and readable reports, all from `sql/`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from airflow.providers.common.sql.hooks.handlers import fetch_all_handler
+from airflow.providers.common.sql.operators.sql import BaseSQLOperator, SQLCheckOperator, SQLExecuteQueryOperator
+
+CONN_ID = "voice_agent_db"
+
+
+def migration_step(sql_file: str, **kwargs: Any) -> SQLExecuteQueryOperator:
+    """One idempotent step: the whole file runs in one transaction and may be retried."""
+    task_id = sql_file.rsplit("/", 1)[-1].removesuffix(".sql").lstrip("0123456789_")
+    return SQLExecuteQueryOperator(
+        task_id=task_id,
+        conn_id=CONN_ID,
+        sql=sql_file,
+        autocommit=False,
+        do_xcom_push=False,
+        retries=2,
+        retry_delay=timedelta(seconds=30),
+        retry_exponential_backoff=True,
+        **kwargs,
+    )
+
+
+def migration_check(sql_file: str, **kwargs: Any) -> SQLCheckOperator:
+    """A check returning one row (passed, detail); a failure is final and its log shows the detail."""
+    return SQLCheckOperator(
+        task_id=sql_file.rsplit("/", 1)[-1].removesuffix(".sql"),
+        conn_id=CONN_ID,
+        sql=sql_file,
+        retry_on_failure=False,
+        retries=0,
+        **kwargs,
+    )
+
+
+def format_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """Render rows as a plain-text table for task logs and terminals."""
+    cells = [[str(col) for col in columns], *[["" if v is None else str(v) for v in row] for row in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
+    numeric = [all(isinstance(row[i], int) for row in rows) and bool(rows) for i in range(len(columns))]
+
+    def line(row: list[str]) -> str:
+        return "  ".join(v.rjust(w) if num else v.ljust(w) for v, w, num in zip(row, widths, numeric)).rstrip()
+
+    rule = "  ".join("-" * w for w in widths)
+    return "\n".join([line(cells[0]), rule, *(line(row) for row in cells[1:])])
+
+
+class SQLReportOperator(BaseSQLOperator):
+    """Runs a read-only query, logs it as a table and returns its rows (XCom) as dicts."""
+
+    template_fields: Sequence[str] = ("sql", *BaseSQLOperator.template_fields)
+    template_ext: Sequence[str] = (".sql",)
+    template_fields_renderers = {"sql": "sql"}
+
+    def __init__(self, *, sql: str, title: str, **kwargs: Any) -> None:
+        super().__init__(conn_id=kwargs.pop("conn_id", CONN_ID), **kwargs)
+        self.sql = sql
+        self.title = title
+
+    def execute(self, context: Any) -> list[dict[str, Any]]:
+        hook = self.get_db_hook()
+        rows = hook.run(self.sql, handler=fetch_all_handler) or []
+        columns = [desc[0] for desc in hook.last_description]
+        self.log.info("%s\n%s", self.title, format_table(columns, rows))
+        return [dict(zip(columns, row)) for row in rows]

@@ -1,0 +1,37 @@
+"""Jinja filters that put param values into SQL safely.
+
+Params are validated when a run is created; these filters check again at render time, so a value
+that slipped past the form (an edited conf, a future param) still cannot reach the database.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def ident(name: str) -> str:
+    """Return `name` as a quoted SQL identifier, refusing anything but a plain lower-case name."""
+    if not isinstance(name, str) or not IDENTIFIER.fullmatch(name):
+        raise ValueError(f"not a valid schema name: {name!r} (expected {IDENTIFIER.pattern})")
+    return f'"{name}"'
+
+
+def sql_literal(name: str) -> str:
+    """Return a validated identifier as a SQL string literal (for catalog lookups by name)."""
+    ident(name)
+    return f"'{name}'"
+
+
+def uuid_literal(value: str) -> str:
+    """Return a canonical uuid as a typed SQL literal, refusing anything that is not a uuid."""
+    try:
+        canonical = uuid.UUID(str(value))
+    except ValueError as err:
+        raise ValueError(f"not a valid uuid: {value!r}") from err
+    return f"'{canonical}'::uuid"
+
+
+SQL_FILTERS = {"ident": ident, "sql_literal": sql_literal, "uuid_literal": uuid_literal}

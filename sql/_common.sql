@@ -1,0 +1,92 @@
+{#-
+  Shared by every step: `{% import "_common.sql" as c with context %}`.
+  Schema names and the system tenant come from validated params; the filters quote them again
+  (identifiers) or refuse them (anything not a UUID), so nothing unchecked reaches the database.
+-#}
+{%- set src = params.source_schema | ident -%}
+{%- set tgt = params.target_schema | ident -%}
+{%- set system_tenant = params.system_tenant_id | uuid_literal -%}
+
+{#- Wall-clock UTC for a timestamptz, whatever the session or database TimeZone. -#}
+{%- macro utc(expr) -%}({{ expr }} AT TIME ZONE 'UTC'){%- endmacro -%}
+
+{%- macro now_utc() -%}(now() AT TIME ZONE 'UTC'){%- endmacro -%}
+
+{#- A stable uuid for a legacy row that has none: re-runs find the same target row. -#}
+{%- macro stable_uuid(namespace, key) -%}md5('{{ namespace }}:' || {{ key }})::uuid{%- endmacro -%}
+
+{#- Serialises the migration's writers so concurrent runs cannot interleave a step. -#}
+{%- macro serialize_step() -%}
+SELECT pg_advisory_xact_lock(hashtext('voice_agent_tenant_migration'));
+{%- endmacro -%}
+
+{#- Reason a row is quarantined because a value does not fit its target varchar. -#}
+{%- macro too_long(expr, limit, column) -%}
+WHEN length({{ expr }}) > {{ limit }} THEN 'too_long:{{ column }}'
+{%- endmacro -%}
+
+{#- Why a resource cannot get a tenant from its legacy user reference (NULL when it can). -#}
+{%- macro owner_reason(ref, user_alias) -%}
+WHEN {{ ref }} IS NULL THEN 'owner_missing'
+WHEN {{ user_alias }}.id IS NULL THEN 'owner_not_found'
+WHEN {{ user_alias }}.organization_id IS NULL THEN 'owner_without_organization'
+{%- endmacro -%}
+
+{#- ON CONFLICT tail that writes only when a mapped column changed, so re-runs write nothing. -#}
+{%- macro update_if_changed(alias, columns, touch=True) -%}
+DO UPDATE SET
+{%- for col in columns %}
+    {{ col }} = excluded.{{ col }}{{ "," if touch or not loop.last }}
+{%- endfor %}
+{%- if touch %}
+    updated_at = excluded.updated_at
+{%- endif %}
+WHERE ({% for col in columns %}{{ alias }}.{{ col }}{{ ", " if not loop.last }}{% endfor %})
+    IS DISTINCT FROM ({% for col in columns %}excluded.{{ col }}{{ ", " if not loop.last }}{% endfor %})
+{%- endmacro -%}
+
+{#-
+  Lineage and quarantine for a small table, from the temp table `staged`
+  (source_id, target_id, reason, source_row): every legacy row ends in exactly one of the two.
+  A row landed earlier stays landed (its lineage is kept); a row that now lands leaves the quarantine.
+-#}
+{%- macro record_outcome(source_table, target_table) -%}
+INSERT INTO {{ tgt }}.migration_lineage AS m (source_table, source_id, target_table, target_id)
+SELECT
+    '{{ source_table }}',
+    s.source_id,
+    '{{ target_table }}',
+    s.target_id
+FROM staged AS s
+WHERE s.reason IS NULL
+ON CONFLICT (source_table, source_id) DO UPDATE SET
+    target_table = excluded.target_table,
+    target_id = excluded.target_id
+WHERE (m.target_table, m.target_id) IS DISTINCT FROM (excluded.target_table, excluded.target_id);
+
+DELETE FROM {{ tgt }}.migration_rejects AS r
+USING staged AS s
+WHERE
+    r.source_table = '{{ source_table }}'
+    AND r.source_id = s.source_id
+    AND s.reason IS NULL;
+
+INSERT INTO {{ tgt }}.migration_rejects AS r (source_table, source_id, reason, source_row)
+SELECT
+    '{{ source_table }}',
+    s.source_id,
+    s.reason,
+    s.source_row
+FROM staged AS s
+WHERE
+    s.reason IS NOT NULL
+    AND NOT EXISTS (
+        SELECT 1 FROM {{ tgt }}.migration_lineage AS m
+        WHERE m.source_table = '{{ source_table }}' AND m.source_id = s.source_id
+    )
+ON CONFLICT (source_table, source_id) DO UPDATE SET
+    reason = excluded.reason,
+    source_row = excluded.source_row,
+    rejected_at = excluded.rejected_at
+WHERE (r.reason, r.source_row) IS DISTINCT FROM (excluded.reason, excluded.source_row);
+{%- endmacro -%}

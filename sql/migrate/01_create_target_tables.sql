@@ -1,0 +1,202 @@
+-- Creates the multi-tenant target schema, the lineage and the quarantine; safe to run again.
+{% import "_common.sql" as c with context %}
+{{ c.serialize_step() }}
+
+CREATE SCHEMA IF NOT EXISTS {{ c.tgt }};
+
+CREATE TABLE IF NOT EXISTS {{ c.tgt }}.tenants (
+    id uuid PRIMARY KEY,
+    name varchar(255) NOT NULL,
+    plan varchar(50) DEFAULT 'pro',
+    is_active boolean DEFAULT TRUE,
+    metadata jsonb DEFAULT '{}',
+    created_at timestamp DEFAULT {{ c.now_utc() }},
+    updated_at timestamp DEFAULT {{ c.now_utc() }}
+);
+
+CREATE TABLE IF NOT EXISTS {{ c.tgt }}.voices (
+    id varchar(255) PRIMARY KEY,
+    tenant_id uuid NOT NULL REFERENCES {{ c.tgt }}.tenants (id),
+    voice_name varchar(255),
+    description text,
+    voice_sample_url text,
+    provider varchar(50),
+    language varchar(10) DEFAULT 'en',
+    gender varchar(20),
+    is_active boolean DEFAULT TRUE,
+    metadata jsonb DEFAULT '{}',
+    created_at timestamp DEFAULT {{ c.now_utc() }},
+    updated_at timestamp DEFAULT {{ c.now_utc() }}
+);
+
+CREATE TABLE IF NOT EXISTS {{ c.tgt }}.phone_numbers (
+    id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    tenant_id uuid NOT NULL REFERENCES {{ c.tgt }}.tenants (id),
+    phone_number varchar(50) NOT NULL UNIQUE,
+    provider varchar(50),
+    number_type varchar(50),
+    capabilities jsonb DEFAULT '["voice"]',
+    is_active boolean DEFAULT TRUE,
+    metadata jsonb DEFAULT '{}',
+    created_at timestamp DEFAULT {{ c.now_utc() }},
+    updated_at timestamp DEFAULT {{ c.now_utc() }}
+);
+
+CREATE TABLE IF NOT EXISTS {{ c.tgt }}.voice_agents (
+    id serial PRIMARY KEY,
+    tenant_id uuid NOT NULL REFERENCES {{ c.tgt }}.tenants (id),
+    agent_name varchar(255),
+    agent_language varchar(10),
+    voice_id varchar(255),
+    is_active boolean DEFAULT TRUE,
+    metadata jsonb DEFAULT '{}',
+    created_at timestamp DEFAULT {{ c.now_utc() }},
+    updated_at timestamp DEFAULT {{ c.now_utc() }}
+);
+
+-- The main application's leads table may already exist, with or without tenant_id: its rows are
+-- never touched; only the columns the migration writes are added when missing.
+CREATE TABLE IF NOT EXISTS {{ c.tgt }}.leads (
+    id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    tenant_id uuid,
+    name varchar(255),
+    phone varchar(50),
+    source varchar(50),
+    status varchar(50),
+    metadata jsonb DEFAULT '{}',
+    created_at timestamp DEFAULT {{ c.now_utc() }},
+    updated_at timestamp DEFAULT {{ c.now_utc() }}
+);
+-- ALTER TABLE locks the application's table even when the column exists: only alter what is missing.
+DO $$
+DECLARE
+    missing record;
+BEGIN
+    FOR missing IN
+        SELECT wanted.column_name, wanted.column_type
+        FROM (VALUES
+            ('tenant_id', 'uuid'),
+            ('name', 'varchar(255)'),
+            ('phone', 'varchar(50)'),
+            ('source', 'varchar(50)'),
+            ('status', 'varchar(50)'),
+            ('metadata', 'jsonb')
+        ) AS wanted (column_name, column_type)
+        WHERE NOT EXISTS (
+            SELECT 1 FROM information_schema.columns AS col
+            WHERE col.table_schema = {{ params.target_schema | sql_literal }}
+                AND col.table_name = 'leads'
+                AND col.column_name = wanted.column_name
+        )
+    LOOP
+        EXECUTE format(
+            'ALTER TABLE %I.leads ADD COLUMN %I %s',
+            {{ params.target_schema | sql_literal }}, missing.column_name, missing.column_type
+        );
+    END LOOP;
+END
+$$;
+
+-- No foreign key on the big table: the orphan check proves tenant_id instead of a per-row trigger.
+CREATE TABLE IF NOT EXISTS {{ c.tgt }}.voice_calls (
+    id uuid PRIMARY KEY,
+    tenant_id uuid NOT NULL,
+    voice_id varchar(255),
+    agent_id integer,
+    from_number varchar(50),
+    to_number varchar(50),
+    status varchar(50),
+    added_context text,
+    lead_id uuid,
+    initiated_by varchar(255),
+    recording_url text,
+    started_at timestamp,
+    ended_at timestamp,
+    created_at timestamp,
+    updated_at timestamp DEFAULT {{ c.now_utc() }},
+    metadata jsonb DEFAULT '{}'
+);
+
+CREATE TABLE IF NOT EXISTS {{ c.tgt }}.resource_permissions (
+    id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    tenant_id uuid NOT NULL REFERENCES {{ c.tgt }}.tenants (id),
+    resource_type varchar(20) NOT NULL,
+    resource_id varchar(100) NOT NULL,
+    access_level varchar(20) DEFAULT 'use',
+    granted_at timestamp DEFAULT {{ c.now_utc() }},
+    granted_by varchar(100),
+    expires_at timestamp,
+    is_active boolean DEFAULT TRUE
+);
+
+-- Lineage of the small tables, one row per legacy row. Calls keep their uuid, so their lineage is
+-- derived in the migration_id_map view below instead of copying the biggest table.
+CREATE TABLE IF NOT EXISTS {{ c.tgt }}.migration_lineage (
+    source_table text NOT NULL,
+    source_id text NOT NULL,
+    target_table text NOT NULL,
+    target_id text NOT NULL,
+    PRIMARY KEY (source_table, source_id)
+);
+
+CREATE TABLE IF NOT EXISTS {{ c.tgt }}.migration_rejects (
+    source_table text NOT NULL,
+    source_id text NOT NULL,
+    reason text NOT NULL CHECK (reason <> ''),
+    source_row jsonb NOT NULL,
+    rejected_at timestamp NOT NULL DEFAULT {{ c.now_utc() }},
+    PRIMARY KEY (source_table, source_id)
+);
+
+-- Findings are not failures: references the cutover must decide on (cross-tenant, dangling).
+CREATE TABLE IF NOT EXISTS {{ c.tgt }}.migration_findings (
+    kind text NOT NULL,
+    source_table text NOT NULL,
+    source_id text NOT NULL,
+    tenant_id uuid,
+    referenced_id text,
+    referenced_tenant_id uuid,
+    covered_by_grant boolean NOT NULL DEFAULT FALSE,
+    PRIMARY KEY (kind, source_table, source_id)
+);
+
+-- Helpers for the checks, which must measure tables whose names are only known at run time.
+CREATE OR REPLACE FUNCTION {{ c.tgt }}.migration_column_max(tbl regclass, col name)
+RETURNS numeric LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    result numeric;
+BEGIN
+    EXECUTE format('SELECT max(%I) FROM %s', col, tbl) INTO result;
+    RETURN result;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION {{ c.tgt }}.migration_unknown_tenant_refs(tbl regclass)
+RETURNS bigint LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    result bigint;
+BEGIN
+    EXECUTE format(
+        'SELECT count(*) FROM %s AS r WHERE r.tenant_id IS NOT NULL AND NOT EXISTS '
+        '(SELECT 1 FROM %I.tenants AS t WHERE t.id = r.tenant_id)',
+        tbl, {{ params.target_schema | sql_literal }}
+    ) INTO result;
+    RETURN result;
+END
+$$;
+
+CREATE OR REPLACE VIEW {{ c.tgt }}.migration_id_map AS
+SELECT
+    source_table,
+    source_id,
+    target_table,
+    target_id
+FROM {{ c.tgt }}.migration_lineage
+UNION ALL
+SELECT
+    'call_logs_voiceagent' AS source_table,
+    cl.id::text AS source_id,
+    'voice_calls' AS target_table,
+    vc.id::text AS target_id
+FROM {{ c.src }}.call_logs_voiceagent AS cl
+INNER JOIN {{ c.tgt }}.voice_calls AS vc ON cl.id = vc.id;

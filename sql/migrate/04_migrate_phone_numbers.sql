@@ -1,0 +1,55 @@
+-- Every legacy number becomes a system-tenant phone number with a stable new uuid, or is quarantined
+-- (no number, a number another row already holds, a value too long).
+{% import "_common.sql" as c with context %}
+{{ c.serialize_step() }}
+
+CREATE TEMP TABLE staged ON COMMIT DROP AS
+SELECT
+    mapped.*,
+    CASE
+        WHEN mapped.phone_number IS NULL THEN 'phone_number_missing'
+        {{ c.too_long("mapped.phone_number", 50, "phone_number") }}
+        {{ c.too_long("mapped.provider", 50, "provider") }}
+        {{ c.too_long("mapped.number_type", 50, "number_type") }}
+        WHEN mapped.phone_rank > 1 THEN 'duplicate_phone_number'
+        WHEN EXISTS (
+            SELECT 1 FROM {{ c.tgt }}.phone_numbers AS p
+            WHERE p.phone_number = mapped.phone_number AND p.id <> mapped.target_id::uuid
+        ) THEN 'phone_number_taken_in_target'
+    END AS reason
+FROM (
+    SELECT
+        n.id::text AS source_id,
+        {{ c.stable_uuid("numbers_voiceagent", "n.id::text") }}::text AS target_id,
+        to_jsonb(n) AS source_row,
+        nullif(btrim(n.phone_number), '') AS phone_number,
+        row_number() OVER (PARTITION BY nullif(btrim(n.phone_number), '') ORDER BY n.id) AS phone_rank,
+        coalesce(n.provider, 'custom') AS provider,
+        coalesce(n.type, 'local') AS number_type,
+        coalesce(lower(btrim(n.status)) = 'active', FALSE) AS is_active,
+        jsonb_build_object('old_id', n.id, 'status', n.status, 'default_agent', n.default_agent) AS metadata,
+        {{ c.utc("n.created_at") }} AS created_at
+    FROM {{ c.src }}.numbers_voiceagent AS n
+) AS mapped;
+
+INSERT INTO {{ c.tgt }}.phone_numbers AS t (
+    id, tenant_id, phone_number, provider, number_type, capabilities, is_active, metadata,
+    created_at, updated_at
+)
+SELECT
+    s.target_id::uuid,
+    {{ c.system_tenant }},
+    s.phone_number,
+    s.provider,
+    s.number_type,
+    '["voice"]'::jsonb,
+    s.is_active,
+    s.metadata,
+    s.created_at,
+    {{ c.now_utc() }}
+FROM staged AS s
+WHERE s.reason IS NULL
+ON CONFLICT (id) {{ c.update_if_changed("t", ["tenant_id", "phone_number", "provider", "number_type",
+    "capabilities", "is_active", "metadata", "created_at"]) }};
+
+{{ c.record_outcome("numbers_voiceagent", "phone_numbers") }}

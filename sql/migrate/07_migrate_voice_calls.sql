@@ -1,0 +1,89 @@
+-- Every legacy call lands once in voice_calls (same uuid, UTC timestamps, extended fields in
+-- metadata, lead_id = the migrated lead of its target) or is quarantined with a reason.
+-- One set-based pass each for the quarantine and the landing; no temp copy of the big table.
+{% import "_common.sql" as c with context %}
+{{ c.serialize_step() }}
+
+{% set call_source %}
+    FROM {{ c.src }}.call_logs_voiceagent AS cl
+    LEFT JOIN {{ c.src }}.users_voiceagent AS u ON cl.initiated_by = u.id
+    LEFT JOIN {{ c.src }}.numbers_voiceagent AS n ON cl.from_number_id = n.id
+    LEFT JOIN {{ c.src }}.leads_voiceagent AS l ON cl.target = l.id
+{% endset %}
+{% set reject_reason %}
+    CASE
+        {{ c.owner_reason("cl.initiated_by", "u") }}
+        WHEN cl.agent > 2147483647 THEN 'out_of_range:agent_id'
+        {{ c.too_long("btrim(cl.status)", 50, "status") }}
+        {{ c.too_long("n.phone_number", 50, "from_number") }}
+        {{ c.too_long("btrim(l.lead_number)", 50, "to_number") }}
+        {{ c.too_long("u.user_id", 255, "initiated_by") }}
+    END
+{% endset %}
+
+INSERT INTO {{ c.tgt }}.migration_rejects AS r (source_table, source_id, reason, source_row)
+SELECT
+    'call_logs_voiceagent',
+    cl.id::text,
+    {{ reject_reason }},
+    to_jsonb(cl)
+{{ call_source }}
+WHERE
+    {{ reject_reason }} IS NOT NULL
+    AND NOT EXISTS (SELECT 1 FROM {{ c.tgt }}.voice_calls AS landed WHERE landed.id = cl.id)
+ON CONFLICT (source_table, source_id) DO UPDATE SET
+    reason = excluded.reason,
+    source_row = excluded.source_row,
+    rejected_at = excluded.rejected_at
+WHERE (r.reason, r.source_row) IS DISTINCT FROM (excluded.reason, excluded.source_row);
+
+INSERT INTO {{ c.tgt }}.voice_calls AS t (
+    id, tenant_id, voice_id, agent_id, from_number, to_number, status, added_context, lead_id,
+    initiated_by, recording_url, started_at, ended_at, created_at, updated_at, metadata
+)
+SELECT
+    cl.id,
+    u.organization_id,
+    cl.voice::text,
+    cl.agent::integer,
+    n.phone_number,
+    nullif(btrim(l.lead_number), ''),
+    lower(btrim(cl.status)),
+    cl.added_context,
+    lead_map.target_id::uuid,
+    u.user_id,
+    cl.call_recording_url,
+    {{ c.utc("cl.started_at") }},
+    {{ c.utc("cl.ended_at") }},
+    {{ c.utc("cl.started_at") }},
+    {{ c.now_utc() }},
+    jsonb_build_object(
+        'vapi_call_id', cl.vapi_call_id,
+        'vapi_data', cl.vapi_data,
+        'call_type', cl.call_type,
+        'cost', cl.cost,
+        'cost_breakdown', cl.cost_breakdown,
+        'call_duration', cl.call_duration,
+        'job_id', cl.job_id,
+        'room_name', cl.room_name,
+        'batch_id', cl.batch_id,
+        'transcriptions', cl.transcriptions
+    ) || CASE
+        WHEN cl.status IS DISTINCT FROM lower(btrim(cl.status)) THEN jsonb_build_object('legacy_status', cl.status)
+        ELSE '{}'::jsonb
+    END
+{{ call_source }}
+LEFT JOIN {{ c.tgt }}.migration_lineage AS lead_map
+    ON lead_map.source_table = 'leads_voiceagent' AND cl.target::text = lead_map.source_id
+WHERE {{ reject_reason }} IS NULL
+ON CONFLICT (id) {{ c.update_if_changed("t", ["tenant_id", "voice_id", "agent_id", "from_number", "to_number",
+    "status", "added_context", "lead_id", "initiated_by", "recording_url", "started_at", "ended_at",
+    "created_at", "metadata"]) }};
+
+-- Calls that land now (their user gained an organization, say) leave the quarantine.
+DELETE FROM {{ c.tgt }}.migration_rejects AS r
+WHERE
+    r.source_table = 'call_logs_voiceagent'
+    AND EXISTS (SELECT 1 FROM {{ c.tgt }}.voice_calls AS landed WHERE landed.id = r.source_id::uuid);
+
+ANALYZE {{ c.tgt }}.voice_calls;
