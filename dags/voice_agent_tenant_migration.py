@@ -29,6 +29,7 @@ from pathlib import Path
 
 import pendulum
 from airflow.sdk import DAG, chain
+
 from voice_agent_migration.operators import SQLReportOperator, migration_check, migration_step
 from voice_agent_migration.params import MIGRATION_PARAMS
 from voice_agent_migration.templating import SQL_FILTERS

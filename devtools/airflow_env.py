@@ -10,6 +10,8 @@ from pathlib import Path
 
 import jinja2
 
+from voice_agent_migration.templating import SQL_FILTERS
+
 REPO = Path(__file__).resolve().parent.parent
 SQL_DIR = REPO / "sql"
 DAG_ID = "voice_agent_tenant_migration"
@@ -42,9 +44,6 @@ def airflow(env: dict[str, str], *args: str, check: bool = True) -> subprocess.C
 
 def render_sql(relative_path: str, params: dict[str, str] | None = None) -> str:
     """Render a file of sql/ with the DAG's filters, as Airflow renders it for a task."""
-    sys.path.insert(0, str(REPO / "plugins"))
-    from voice_agent_migration.templating import SQL_FILTERS
-
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(SQL_DIR), undefined=jinja2.StrictUndefined)
     env.filters.update(SQL_FILTERS)
     return env.get_template(relative_path).render(params={**DEFAULT_PARAMS, **(params or {})})

@@ -13,9 +13,7 @@ import psycopg
 from devtools.airflow_env import DAG_ID, airflow, airflow_env, render_sql
 from devtools.legacy_db import build_demo_database
 from devtools.postgres import airflow_connection, create_database, server_uri
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "plugins"))
-from voice_agent_migration.operators import format_table  # noqa: E402
+from voice_agent_migration.operators import format_table
 
 
 def print_report(uri: str, sql_file: str, title: str) -> None:

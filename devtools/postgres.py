@@ -11,7 +11,7 @@ import logging
 import os
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator
 from contextlib import contextmanager
 
 import psycopg
@@ -21,7 +21,7 @@ ENV_URI = "VOICE_AGENT_PG_URI"
 
 
 @contextmanager
-def server_uri() -> Iterator[str]:
+def server_uri() -> Generator[str, None, None]:
     """Yield an admin connection URI: the server given by the environment, or an embedded one."""
     if os.environ.get(ENV_URI):
         yield os.environ[ENV_URI]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 from airflow.providers.common.sql.hooks.handlers import fetch_all_handler
 from airflow.providers.common.sql.operators.sql import BaseSQLOperator, SQLCheckOperator, SQLExecuteQueryOperator
@@ -47,7 +47,8 @@ def format_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     numeric = [all(isinstance(row[i], int) for row in rows) and bool(rows) for i in range(len(columns))]
 
     def line(row: list[str]) -> str:
-        return "  ".join(v.rjust(w) if num else v.ljust(w) for v, w, num in zip(row, widths, numeric)).rstrip()
+        padded = (v.rjust(w) if num else v.ljust(w) for v, w, num in zip(row, widths, numeric, strict=True))
+        return "  ".join(padded).rstrip()
 
     rule = "  ".join("-" * w for w in widths)
     return "\n".join([line(cells[0]), rule, *(line(row) for row in cells[1:])])
@@ -58,7 +59,7 @@ class SQLReportOperator(BaseSQLOperator):
 
     template_fields: Sequence[str] = ("sql", *BaseSQLOperator.template_fields)
     template_ext: Sequence[str] = (".sql",)
-    template_fields_renderers = {"sql": "sql"}
+    template_fields_renderers: ClassVar[dict[str, str]] = {"sql": "sql"}
 
     def __init__(self, *, sql: str, title: str, **kwargs: Any) -> None:
         super().__init__(conn_id=kwargs.pop("conn_id", CONN_ID), **kwargs)
@@ -70,4 +71,4 @@ class SQLReportOperator(BaseSQLOperator):
         rows = hook.run(self.sql, handler=fetch_all_handler) or []
         columns = [desc[0] for desc in hook.last_description]
         self.log.info("%s\n%s", self.title, format_table(columns, rows))
-        return [dict(zip(columns, row)) for row in rows]
+        return [dict(zip(columns, row, strict=True)) for row in rows]

@@ -32,5 +32,5 @@ ON CONFLICT (id) DO UPDATE SET
     created_at = excluded.created_at,
     updated_at = excluded.updated_at
 WHERE
-    t.metadata ->> 'source' = 'voice_agent_migration'
-    AND (t.metadata, t.created_at) IS DISTINCT FROM (excluded.metadata, excluded.created_at);
+t.metadata ->> 'source' = 'voice_agent_migration'
+AND (t.metadata, t.created_at) IS DISTINCT FROM (excluded.metadata, excluded.created_at);

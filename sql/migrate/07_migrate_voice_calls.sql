@@ -1,16 +1,14 @@
 -- Every legacy call lands once in voice_calls (same uuid, UTC timestamps, extended fields in
 -- metadata, lead_id = the migrated lead of its target) or is quarantined with a reason.
--- One set-based pass each for the quarantine and the landing; no temp copy of the big table.
+-- The mapping is a view, inlined by the planner: one set-based pass each for the quarantine and
+-- the landing, and no copy of the big table.
 {% import "_common.sql" as c with context %}
 {{ c.serialize_step() }}
 
-{% set call_source %}
-    FROM {{ c.src }}.call_logs_voiceagent AS cl
-    LEFT JOIN {{ c.src }}.users_voiceagent AS u ON cl.initiated_by = u.id
-    LEFT JOIN {{ c.src }}.numbers_voiceagent AS n ON cl.from_number_id = n.id
-    LEFT JOIN {{ c.src }}.leads_voiceagent AS l ON cl.target = l.id
-{% endset %}
-{% set reject_reason %}
+CREATE OR REPLACE TEMP VIEW call_mapping AS
+SELECT
+    cl AS legacy_row,
+    cl.id,
     CASE
         {{ c.owner_reason("cl.initiated_by", "u") }}
         WHEN cl.agent > 2147483647 THEN 'out_of_range:agent_id'
@@ -18,45 +16,20 @@
         {{ c.too_long("n.phone_number", 50, "from_number") }}
         {{ c.too_long("btrim(l.lead_number)", 50, "to_number") }}
         {{ c.too_long("u.user_id", 255, "initiated_by") }}
-    END
-{% endset %}
-
-INSERT INTO {{ c.tgt }}.migration_rejects AS r (source_table, source_id, reason, source_row)
-SELECT
-    'call_logs_voiceagent',
-    cl.id::text,
-    {{ reject_reason }},
-    to_jsonb(cl)
-{{ call_source }}
-WHERE
-    {{ reject_reason }} IS NOT NULL
-    AND NOT EXISTS (SELECT 1 FROM {{ c.tgt }}.voice_calls AS landed WHERE landed.id = cl.id)
-ON CONFLICT (source_table, source_id) DO UPDATE SET
-    reason = excluded.reason,
-    source_row = excluded.source_row,
-    rejected_at = excluded.rejected_at
-WHERE (r.reason, r.source_row) IS DISTINCT FROM (excluded.reason, excluded.source_row);
-
-INSERT INTO {{ c.tgt }}.voice_calls AS t (
-    id, tenant_id, voice_id, agent_id, from_number, to_number, status, added_context, lead_id,
-    initiated_by, recording_url, started_at, ended_at, created_at, updated_at, metadata
-)
-SELECT
-    cl.id,
-    u.organization_id,
-    cl.voice::text,
-    cl.agent::integer,
-    n.phone_number,
-    nullif(btrim(l.lead_number), ''),
-    lower(btrim(cl.status)),
+    END AS reason,
+    u.organization_id AS tenant_id,
+    cl.voice::text AS voice_id,
+    CASE WHEN cl.agent <= 2147483647 THEN cl.agent::integer END AS agent_id,
+    n.phone_number AS from_number,
+    nullif(btrim(l.lead_number), '') AS to_number,
+    lower(btrim(cl.status)) AS status,
     cl.added_context,
-    lead_map.target_id::uuid,
-    u.user_id,
-    cl.call_recording_url,
-    {{ c.utc("cl.started_at") }},
-    {{ c.utc("cl.ended_at") }},
-    {{ c.utc("cl.started_at") }},
-    {{ c.now_utc() }},
+    lead_map.target_id::uuid AS lead_id,
+    u.user_id AS initiated_by,
+    cl.call_recording_url AS recording_url,
+    {{ c.utc("cl.started_at") }} AS started_at,
+    {{ c.utc("cl.ended_at") }} AS ended_at,
+    {{ c.utc("cl.started_at") }} AS created_at,
     jsonb_build_object(
         'vapi_call_id', cl.vapi_call_id,
         'vapi_data', cl.vapi_data,
@@ -69,13 +42,58 @@ SELECT
         'batch_id', cl.batch_id,
         'transcriptions', cl.transcriptions
     ) || CASE
-        WHEN cl.status IS DISTINCT FROM lower(btrim(cl.status)) THEN jsonb_build_object('legacy_status', cl.status)
+        WHEN cl.status <> lower(btrim(cl.status)) THEN jsonb_build_object('legacy_status', cl.status)
         ELSE '{}'::jsonb
-    END
-{{ call_source }}
+    END AS metadata
+FROM {{ c.src }}.call_logs_voiceagent AS cl
+LEFT JOIN {{ c.src }}.users_voiceagent AS u ON cl.initiated_by = u.id
+LEFT JOIN {{ c.src }}.numbers_voiceagent AS n ON cl.from_number_id = n.id
+LEFT JOIN {{ c.src }}.leads_voiceagent AS l ON cl.target = l.id
 LEFT JOIN {{ c.tgt }}.migration_lineage AS lead_map
-    ON lead_map.source_table = 'leads_voiceagent' AND cl.target::text = lead_map.source_id
-WHERE {{ reject_reason }} IS NULL
+    ON lead_map.source_table = 'leads_voiceagent' AND cl.target::text = lead_map.source_id;
+
+INSERT INTO {{ c.tgt }}.migration_rejects AS r (source_table, source_id, reason, source_row)
+SELECT
+    'call_logs_voiceagent',
+    m.id::text,
+    m.reason,
+    to_jsonb(m.legacy_row)
+FROM call_mapping AS m
+WHERE
+    m.reason IS NOT NULL
+    AND NOT EXISTS (
+        SELECT 1 FROM {{ c.tgt }}.voice_calls AS landed
+        WHERE landed.id = m.id
+    )
+ON CONFLICT (source_table, source_id) DO UPDATE SET
+    reason = excluded.reason,
+    source_row = excluded.source_row,
+    rejected_at = excluded.rejected_at
+WHERE (r.reason, r.source_row) IS DISTINCT FROM (excluded.reason, excluded.source_row);
+
+INSERT INTO {{ c.tgt }}.voice_calls AS t (
+    id, tenant_id, voice_id, agent_id, from_number, to_number, status, added_context, lead_id,
+    initiated_by, recording_url, started_at, ended_at, created_at, updated_at, metadata
+)
+SELECT
+    m.id,
+    m.tenant_id,
+    m.voice_id,
+    m.agent_id,
+    m.from_number,
+    m.to_number,
+    m.status,
+    m.added_context,
+    m.lead_id,
+    m.initiated_by,
+    m.recording_url,
+    m.started_at,
+    m.ended_at,
+    m.created_at,
+    {{ c.now_utc() }},
+    m.metadata
+FROM call_mapping AS m
+WHERE m.reason IS NULL
 ON CONFLICT (id) {{ c.update_if_changed("t", ["tenant_id", "voice_id", "agent_id", "from_number", "to_number",
     "status", "added_context", "lead_id", "initiated_by", "recording_url", "started_at", "ended_at",
     "created_at", "metadata"]) }};
@@ -84,6 +102,9 @@ ON CONFLICT (id) {{ c.update_if_changed("t", ["tenant_id", "voice_id", "agent_id
 DELETE FROM {{ c.tgt }}.migration_rejects AS r
 WHERE
     r.source_table = 'call_logs_voiceagent'
-    AND EXISTS (SELECT 1 FROM {{ c.tgt }}.voice_calls AS landed WHERE landed.id = r.source_id::uuid);
+    AND EXISTS (
+        SELECT 1 FROM {{ c.tgt }}.voice_calls AS landed
+        WHERE landed.id = r.source_id::uuid
+    );
 
 ANALYZE {{ c.tgt }}.voice_calls;

@@ -9,7 +9,8 @@ SELECT
     CASE
         WHEN mapped.tenant_id IS NULL THEN 'organization_missing'
         WHEN NOT EXISTS (
-            SELECT 1 FROM {{ c.tgt }}.tenants AS t WHERE t.id = mapped.tenant_id
+            SELECT 1 FROM {{ c.tgt }}.tenants AS t
+            WHERE t.id = mapped.tenant_id
         ) THEN 'organization_not_found'
         WHEN mapped.resource_type IS NULL OR mapped.resource_id IS NULL THEN 'resource_missing'
         {{ c.too_long("mapped.resource_type", 20, "resource_type") }}

@@ -2,15 +2,30 @@
 -- rows that break conservation (in neither, or in both). Read by the conservation check and the report.
 {% import "_common.sql" as c with context %}
 WITH legacy AS (
-    SELECT 'voices_voiceagent' AS source_table, id::text AS source_id FROM {{ c.src }}.voices_voiceagent
+    SELECT
+        'voices_voiceagent' AS source_table,
+        id::text AS source_id
+    FROM {{ c.src }}.voices_voiceagent
     UNION ALL
-    SELECT 'numbers_voiceagent', id::text FROM {{ c.src }}.numbers_voiceagent
+    SELECT
+        'numbers_voiceagent',
+        id::text
+    FROM {{ c.src }}.numbers_voiceagent
     UNION ALL
-    SELECT 'agents_voiceagent', id::text FROM {{ c.src }}.agents_voiceagent
+    SELECT
+        'agents_voiceagent',
+        id::text
+    FROM {{ c.src }}.agents_voiceagent
     UNION ALL
-    SELECT 'leads_voiceagent', id::text FROM {{ c.src }}.leads_voiceagent
+    SELECT
+        'leads_voiceagent',
+        id::text
+    FROM {{ c.src }}.leads_voiceagent
     UNION ALL
-    SELECT 'org_permissions_voiceagent', id::text FROM {{ c.src }}.org_permissions_voiceagent
+    SELECT
+        'org_permissions_voiceagent',
+        id::text
+    FROM {{ c.src }}.org_permissions_voiceagent
 ),
 
 small_tables AS (
@@ -21,8 +36,11 @@ small_tables AS (
         count(r.source_id) AS rejected,
         count(*) FILTER (WHERE m.source_id IS NULL AND r.source_id IS NULL) AS missing,
         count(*) FILTER (WHERE m.source_id IS NOT NULL AND r.source_id IS NOT NULL) AS doubled,
-        (array_agg(lg.source_id ORDER BY lg.source_id)
-            FILTER (WHERE (m.source_id IS NULL) = (r.source_id IS NULL)))[1:5] AS unbalanced_ids
+        (
+            array_agg(lg.source_id ORDER BY lg.source_id)
+            FILTER (WHERE (m.source_id IS NULL) = (r.source_id IS NULL))
+        )[1:5
+        ] AS unbalanced_ids
     FROM legacy AS lg
     LEFT JOIN {{ c.tgt }}.migration_lineage AS m
         ON lg.source_table = m.source_table AND lg.source_id = m.source_id
@@ -39,8 +57,11 @@ calls AS (
         count(r.source_id) AS rejected,
         count(*) FILTER (WHERE vc.id IS NULL AND r.source_id IS NULL) AS missing,
         count(*) FILTER (WHERE vc.id IS NOT NULL AND r.source_id IS NOT NULL) AS doubled,
-        (array_agg(cl.id::text ORDER BY cl.id)
-            FILTER (WHERE (vc.id IS NULL) = (r.source_id IS NULL)))[1:5] AS unbalanced_ids
+        (
+            array_agg(cl.id::text ORDER BY cl.id)
+            FILTER (WHERE (vc.id IS NULL) = (r.source_id IS NULL))
+        )[1:5
+        ] AS unbalanced_ids
     FROM {{ c.src }}.call_logs_voiceagent AS cl
     LEFT JOIN {{ c.tgt }}.voice_calls AS vc ON cl.id = vc.id
     LEFT JOIN {{ c.tgt }}.migration_rejects AS r
@@ -52,7 +73,10 @@ reasons AS (
         source_table,
         string_agg(reason || '=' || n, ', ' ORDER BY reason) AS rejected_by_reason
     FROM (
-        SELECT source_table, reason, count(*) AS n
+        SELECT
+            source_table,
+            reason,
+            count(*) AS n
         FROM {{ c.tgt }}.migration_rejects
         GROUP BY source_table, reason
     ) AS per_reason
@@ -78,6 +102,11 @@ FROM (
     (5, 'call_logs_voiceagent', 'voice_calls'),
     (6, 'org_permissions_voiceagent', 'resource_permissions')
 ) AS t (position, source_table, target_table)
-LEFT JOIN (SELECT * FROM small_tables UNION ALL SELECT * FROM calls) AS s ON t.source_table = s.source_table
+LEFT JOIN (
+    SELECT * FROM small_tables
+    UNION ALL
+    SELECT * FROM calls
+) AS s
+    ON t.source_table = s.source_table
 LEFT JOIN reasons ON t.source_table = reasons.source_table
 ORDER BY t.position

@@ -1,0 +1,35 @@
+# Everything runs from a project virtualenv that `make` builds from the pinned requirements.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export PYTHONPATH := $(CURDIR)/plugins:$(CURDIR)
+
+.PHONY: demo test lint format clean
+
+$(BIN)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+## demo: run the whole migration on a throwaway PostgreSQL with the demo legacy database
+demo: $(BIN)/.installed
+	$(BIN)/python -m devtools.demo
+
+## lint: ruff (with Airflow rules) on Python, sqlfluff on the migration SQL
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/sqlfluff lint sql
+
+## test: lint, then the test suite against a real PostgreSQL (embedded unless VOICE_AGENT_PG_URI is set)
+test: lint
+	$(BIN)/pytest
+
+format: $(BIN)/.installed
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+	$(BIN)/sqlfluff fix sql
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache
