@@ -1,0 +1,94 @@
+"""The DAG parses, follows the contract (ids, params, connection) and runs its steps in the guide's order."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from pathlib import Path
+
+import pytest
+from airflow.providers.common.sql.operators.sql import SQLCheckOperator, SQLExecuteQueryOperator
+
+from tests.helpers import MIGRATION_STEPS, load_dag, sql_path
+
+
+@pytest.fixture(scope="module")
+def dag():
+    return load_dag()
+
+
+def test_dag_contract(dag):
+    assert dag.dag_id == "voice_agent_tenant_migration"
+    assert {"migration", "voice_agent"} <= set(dag.tags)
+    assert dag.doc_md and "check_conservation" in dag.doc_md
+    assert dag.params["source_schema"] == "voice_agent"
+    assert dag.params["target_schema"] == "public"
+    assert dag.params["system_tenant_id"] == "00000000-0000-0000-0000-000000000000"
+    for task in dag.tasks:
+        assert task.conn_id == "voice_agent_db"
+
+
+def test_steps_follow_the_guide_order(dag):
+    steps = [t for t in dag.tasks if isinstance(t, SQLExecuteQueryOperator)]
+    # DagBag has already loaded each templated .sql file into the task.
+    assert [t.sql for t in steps] == [sql_path(step).read_text() for step in MIGRATION_STEPS]
+    assert [t.task_id for t in steps] == [
+        "check_legacy_schema",
+        "create_target_tables",
+        "migrate_tenants",
+        "migrate_voices",
+        "migrate_phone_numbers",
+        "migrate_voice_agents",
+        "migrate_leads",
+        "migrate_voice_calls",
+        "migrate_resource_permissions",
+        "add_tenant_id_to_caches",
+        "record_findings",
+    ]
+    for upstream, downstream in itertools.pairwise(steps):
+        assert downstream.task_id in upstream.downstream_task_ids
+
+
+def test_sql_is_found_relative_to_the_repository(dag):
+    assert dag.template_searchpath == [str(sql_path())]
+    assert sql_path().parent == Path(dag.fileloc).resolve().parent.parent
+
+
+def test_steps_retry_and_checks_do_not(dag):
+    checks = [t for t in dag.tasks if isinstance(t, SQLCheckOperator)]
+    assert {t.task_id for t in checks} == {
+        "check_conservation",
+        "check_no_orphan_tenants",
+        "check_no_duplicate_natural_keys",
+        "check_sequences_past_max_id",
+    }
+    for check in checks:
+        assert check.retries == 0 and check.retry_on_failure is False
+        assert not check.downstream_task_ids, "a check must be a leaf so its failure fails the run"
+    for step in (t for t in dag.tasks if isinstance(t, SQLExecuteQueryOperator)):
+        assert step.retries >= 1 and step.autocommit is False
+
+
+@pytest.mark.parametrize(
+    "conf",
+    [
+        {"source_schema": "voice_agent; DROP TABLE voice_agent.users_voiceagent"},
+        {"target_schema": 'public"."x'},
+        {"target_schema": "Public"},
+        {"system_tenant_id": "not-a-uuid"},
+        {"system_tenant_id": "00000000-0000-0000-0000-000000000000' OR '1'='1"},
+    ],
+)
+def test_params_refuse_values_that_are_not_identifiers_or_uuids(dag, conf):
+    from airflow.sdk.definitions.param import ParamValidationError
+
+    params = copy.deepcopy(dag.params)
+    with pytest.raises(ParamValidationError, match="Invalid input for param"):
+        params.update(conf)  # a ParamsDict validates each value as it is set
+
+
+def test_params_accept_valid_values(dag):
+    params = copy.deepcopy(dag.params)
+    params["source_schema"] = "legacy_copy"
+    params["system_tenant_id"] = "6f1c1f0e-1a2b-4c3d-8e9f-0a1b2c3d4e5f"
+    assert params.validate()["source_schema"] == "legacy_copy"

@@ -1,0 +1,99 @@
+"""Test helpers: run SQL steps or the whole DAG against a database, snapshot the target schema."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from devtools.airflow_env import DAG_ID, REPO, SQL_DIR, render_sql
+from devtools.postgres import airflow_connection
+
+MIGRATION_STEPS = sorted(str(p.relative_to(SQL_DIR)) for p in (SQL_DIR / "migrate").glob("*.sql"))
+
+
+@dataclass
+class LegacyDatabase:
+    uri: str
+
+    def execute(self, sql: str, params: Any = None) -> None:
+        with psycopg.connect(self.uri, autocommit=True) as conn:
+            conn.execute(sql, params)
+
+    def rows(self, sql: str, params: Any = None) -> list[tuple]:
+        with psycopg.connect(self.uri) as conn:
+            return conn.execute(sql, params).fetchall()
+
+    def value(self, sql: str, params: Any = None) -> Any:
+        return self.rows(sql, params)[0][0]
+
+    def run_sql_file(self, relative_path: str, **params: str) -> list[tuple]:
+        """Render a file of sql/ as the DAG does and run it in one transaction, like its task."""
+        with psycopg.connect(self.uri) as conn:
+            cur = conn.execute(render_sql(relative_path, params))
+            return cur.fetchall() if cur.description else []
+
+    def migrate(self, upto: str | None = None, **params: str) -> None:
+        """Run the migration steps in order, through the one whose file name contains `upto`."""
+        for step in MIGRATION_STEPS:
+            self.run_sql_file(step, **params)
+            if upto and upto in step:
+                return
+
+    def check(self, name: str, **params: str) -> tuple[bool, str]:
+        (row,) = self.run_sql_file(f"checks/{name}.sql", **params)
+        return row
+
+    def snapshot(self, schema: str = "public") -> dict[str, str]:
+        """Content digest of every table and sequence value in `schema`."""
+        with psycopg.connect(self.uri) as conn:
+            tables = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT tablename FROM pg_tables WHERE schemaname = %s ORDER BY 1", (schema,)
+                ).fetchall()
+            ]
+            digest = {
+                t: conn.execute(
+                    f"SELECT count(*) || ':' || coalesce(md5(string_agg(x::text, '|' ORDER BY x::text)), '') "
+                    f'FROM "{schema}"."{t}" AS x'
+                ).fetchone()[0]
+                for t in tables
+            }
+            for seq, value in conn.execute(
+                "SELECT sequencename, last_value FROM pg_sequences WHERE schemaname = %s", (schema,)
+            ).fetchall():
+                digest[f"sequence {seq}"] = str(value)
+        return digest
+
+
+def load_dag():
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(REPO / "dags"))
+    assert not bag.import_errors, bag.import_errors
+    return bag.get_dag(DAG_ID)
+
+
+def run_dag(
+    db: LegacyDatabase, conf: dict[str, str] | None = None, *, step_retries: bool = False
+) -> dict[str, tuple[str, int]]:
+    """Run the real DAG in-process (`dag.test`) against `db`; return {task_id: (state, try_number)}.
+
+    Unless `step_retries`, retries are switched off so that a failing step fails at once instead of
+    waiting out its backoff.
+    """
+    os.environ["AIRFLOW_CONN_VOICE_AGENT_DB"] = airflow_connection(db.uri)
+    dag = load_dag()
+    if not step_retries:
+        for task in dag.tasks:
+            task.retries = 0
+    dag_run = dag.test(run_conf=conf)
+    return {ti.task_id: (str(ti.state), ti.try_number) for ti in dag_run.get_task_instances()}
+
+
+def sql_path(*parts: str) -> Path:
+    return SQL_DIR.joinpath(*parts)
