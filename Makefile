@@ -4,12 +4,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PYTHONPATH := $(CURDIR)/plugins:$(CURDIR)
 
-.PHONY: demo test lint format clean
+.PHONY: demo test lint format clean constraints
 
-$(BIN)/.installed: requirements.txt requirements-dev.txt
+$(BIN)/.installed: requirements.txt requirements-dev.txt constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -r requirements-dev.txt
+	$(BIN)/pip install --quiet -r requirements-dev.txt -c constraints.txt
 	touch $@
 
 ## demo: run the whole migration on a throwaway PostgreSQL with the demo legacy database
@@ -30,6 +29,12 @@ format: $(BIN)/.installed
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 	$(BIN)/sqlfluff fix sql
+
+## constraints: re-pin every transitive dependency after changing requirements*.txt
+constraints:
+	rm -rf $(VENV)-pin && $(PYTHON) -m venv $(VENV)-pin
+	$(VENV)-pin/bin/pip install --quiet -r requirements-dev.txt
+	$(VENV)-pin/bin/pip freeze > constraints.txt && rm -rf $(VENV)-pin
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
