@@ -386,3 +386,30 @@ def test_the_target_schema_param_is_honoured(legacy_db):
     legacy_db.migrate(target_schema="tenancy")
     assert legacy_db.value("SELECT count(*) FROM tenancy.voice_agents") == 1
     assert legacy_db.value("SELECT to_regclass('public.voice_agents')") is None
+
+
+def test_cross_tenant_calls_are_findings_marked_when_a_grant_covers_them(call_world):
+    db = call_world
+    db.execute(f"""
+        INSERT INTO voice_agent.agents_voiceagent (id, name, created_by) VALUES (7, 'Cleo', 1);
+        INSERT INTO voice_agent.org_permissions_voiceagent (id, organization_id, resource_type, resource_id,
+            access_level, is_active) VALUES (1, '{ORG_B}', 'agent', '5', 'use', TRUE);
+    """)
+    # Calls by a user of tenant B: with A's agent 5 (granted to B), A's agent 7 (no grant), A's lead 1.
+    insert_call(db, "c0000000-0000-4000-8000-0000000000c1", initiated_by=2, agent=5, target=3)
+    insert_call(db, "c0000000-0000-4000-8000-0000000000c2", initiated_by=2, agent=7, target=1)
+    db.migrate()
+    db.migrate()  # findings are rebuilt, not accumulated
+
+    findings = db.rows(
+        "SELECT source_id, kind, referenced_id, referenced_tenant_id::text, covered_by_grant, tenant_id::text"
+        " FROM migration_findings ORDER BY source_id, kind"
+    )
+    lead_1 = lineage(db, "leads_voiceagent")["1"]
+    assert findings == [
+        ("c0000000-0000-4000-8000-0000000000c1", "agent_in_other_tenant", "5", ORG_A, True, ORG_B),
+        ("c0000000-0000-4000-8000-0000000000c2", "agent_in_other_tenant", "7", ORG_A, False, ORG_B),
+        ("c0000000-0000-4000-8000-0000000000c2", "lead_in_other_tenant", lead_1, ORG_A, False, ORG_B),
+    ]
+    # Both calls landed all the same, with their references as the guide maps them.
+    assert db.rows("SELECT agent_id FROM voice_calls ORDER BY id") == [(5,), (7,)]
