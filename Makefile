@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PYTHONPATH := $(CURDIR)/plugins:$(CURDIR)
 
-.PHONY: demo test lint format clean constraints
+.PHONY: demo test lint format clean constraints bench
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -14,6 +14,11 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt constraints.txt
 ## demo: run the whole migration on a throwaway PostgreSQL with the demo legacy database
 demo: $(BIN)/.installed
 	$(BIN)/python -m devtools.demo
+
+## bench: full DAG vs. the guide's hand-run SQL on ROWS call logs; appends to docs/benchmarks.md
+ROWS ?= 100000
+bench: $(BIN)/.installed
+	$(BIN)/python -m devtools.bench --rows $(ROWS)
 
 ## lint: ruff (with Airflow rules) on Python, sqlfluff on the migration SQL
 lint: $(BIN)/.installed
