@@ -24,33 +24,55 @@ SELECT
     nullif(btrim(l.lead_number), '') AS to_number,
     lower(btrim(cl.status)) AS status,
     cl.added_context,
-    lead_map.target_id::uuid AS lead_id,
+    l.lead_id,
     u.user_id AS initiated_by,
     cl.call_recording_url AS recording_url,
     {{ c.utc("cl.started_at") }} AS started_at,
     {{ c.utc("cl.ended_at") }} AS ended_at,
     {{ c.utc("cl.started_at") }} AS created_at,
-    jsonb_build_object(
-        'vapi_call_id', cl.vapi_call_id,
-        'vapi_data', cl.vapi_data,
-        'call_type', cl.call_type,
-        'cost', cl.cost,
-        'cost_breakdown', cl.cost_breakdown,
-        'call_duration', cl.call_duration,
-        'job_id', cl.job_id,
-        'room_name', cl.room_name,
-        'batch_id', cl.batch_id,
-        'transcriptions', cl.transcriptions
-    ) || CASE
-        WHEN cl.status <> lower(btrim(cl.status)) THEN jsonb_build_object('legacy_status', cl.status)
-        ELSE '{}'::jsonb
+    -- Built once per row (a `||` would copy every transcript again); the original status is kept
+    -- only when normalising changed it.
+    CASE
+        WHEN cl.status <> lower(btrim(cl.status))
+            THEN
+                jsonb_build_object(
+                    'vapi_call_id', cl.vapi_call_id,
+                    'vapi_data', cl.vapi_data,
+                    'call_type', cl.call_type,
+                    'cost', cl.cost,
+                    'cost_breakdown', cl.cost_breakdown,
+                    'call_duration', cl.call_duration,
+                    'job_id', cl.job_id,
+                    'room_name', cl.room_name,
+                    'batch_id', cl.batch_id,
+                    'transcriptions', cl.transcriptions,
+                    'legacy_status', cl.status
+                )
+        ELSE jsonb_build_object(
+            'vapi_call_id', cl.vapi_call_id,
+            'vapi_data', cl.vapi_data,
+            'call_type', cl.call_type,
+            'cost', cl.cost,
+            'cost_breakdown', cl.cost_breakdown,
+            'call_duration', cl.call_duration,
+            'job_id', cl.job_id,
+            'room_name', cl.room_name,
+            'batch_id', cl.batch_id,
+            'transcriptions', cl.transcriptions
+        )
     END AS metadata
 FROM {{ c.src }}.call_logs_voiceagent AS cl
 LEFT JOIN {{ c.src }}.users_voiceagent AS u ON cl.initiated_by = u.id
 LEFT JOIN {{ c.src }}.numbers_voiceagent AS n ON cl.from_number_id = n.id
-LEFT JOIN {{ c.src }}.leads_voiceagent AS l ON cl.target = l.id
-LEFT JOIN {{ c.tgt }}.migration_lineage AS lead_map
-    ON lead_map.source_table = 'leads_voiceagent' AND cl.target::text = lead_map.source_id;
+LEFT JOIN (
+    SELECT
+        legacy_lead.id,
+        legacy_lead.lead_number,
+        lead_map.target_id::uuid AS lead_id
+    FROM {{ c.src }}.leads_voiceagent AS legacy_lead
+    LEFT JOIN {{ c.tgt }}.migration_lineage AS lead_map
+        ON lead_map.source_table = 'leads_voiceagent' AND legacy_lead.id::text = lead_map.source_id
+) AS l ON cl.target = l.id;
 
 INSERT INTO {{ c.tgt }}.migration_rejects AS r (source_table, source_id, reason, source_row)
 SELECT
@@ -98,7 +120,8 @@ ON CONFLICT (id) {{ c.update_if_changed("t", ["tenant_id", "voice_id", "agent_id
     "status", "added_context", "lead_id", "initiated_by", "recording_url", "started_at", "ended_at",
     "created_at", "metadata"]) }};
 
--- Calls that land now (their user gained an organization, say) leave the quarantine.
+-- A call that is landed is not quarantined: one that lands now (its user gained an organization)
+-- leaves the quarantine, and one landed earlier stays landed.
 DELETE FROM {{ c.tgt }}.migration_rejects AS r
 WHERE
     r.source_table = 'call_logs_voiceagent'

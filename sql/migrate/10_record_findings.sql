@@ -9,52 +9,81 @@ DELETE FROM {{ c.tgt }}.migration_findings;
 INSERT INTO {{ c.tgt }}.migration_findings (
     kind, source_table, source_id, tenant_id, referenced_id, referenced_tenant_id, covered_by_grant
 )
+-- One pass over the landed calls against the small tables (agents, leads, voices); only the few
+-- flagged calls are then unfolded into one finding per reference.
 SELECT
     f.kind,
     'call_logs_voiceagent',
-    vc.id::text,
-    vc.tenant_id,
+    flagged.id::text,
+    flagged.tenant_id,
     f.referenced_id,
     f.referenced_tenant_id,
     f.covered_by_grant
-FROM {{ c.tgt }}.voice_calls AS vc
-INNER JOIN {{ c.src }}.call_logs_voiceagent AS cl ON vc.id = cl.id
-LEFT JOIN {{ c.tgt }}.voice_agents AS va ON vc.agent_id = va.id
-LEFT JOIN {{ c.tgt }}.leads AS ld ON vc.lead_id = ld.id
-LEFT JOIN {{ c.tgt }}.voices AS vo ON vc.voice_id = vo.id
+FROM (
+    SELECT
+        vc.id,
+        vc.tenant_id,
+        vc.agent_id,
+        vc.lead_id,
+        vc.voice_id,
+        va.tenant_id AS agent_tenant_id,
+        ld.tenant_id AS lead_tenant_id,
+        CASE
+            WHEN va.tenant_id <> vc.tenant_id THEN 'agent_in_other_tenant'
+            WHEN vc.agent_id IS NOT NULL AND va.id IS NULL THEN 'agent_not_migrated'
+        END AS agent_kind,
+        CASE WHEN ld.tenant_id <> vc.tenant_id THEN 'lead_in_other_tenant' END AS lead_kind,
+        CASE WHEN vc.voice_id IS NOT NULL AND vo.id IS NULL THEN 'voice_not_migrated' END AS voice_kind
+    FROM {{ c.tgt }}.voice_calls AS vc
+    LEFT JOIN {{ c.tgt }}.voice_agents AS va ON vc.agent_id = va.id
+    LEFT JOIN {{ c.tgt }}.leads AS ld ON vc.lead_id = ld.id
+    LEFT JOIN {{ c.tgt }}.voices AS vo ON vc.voice_id = vo.id
+) AS flagged
 CROSS JOIN
     LATERAL (
         VALUES
         (
-            CASE
-                WHEN va.tenant_id <> vc.tenant_id THEN 'agent_in_other_tenant'
-                WHEN vc.agent_id IS NOT NULL AND va.id IS NULL THEN 'agent_not_migrated'
-            END,
-            vc.agent_id::text,
-            va.tenant_id,
-            va.tenant_id <> vc.tenant_id AND EXISTS (
+            flagged.agent_kind,
+            flagged.agent_id::text,
+            flagged.agent_tenant_id,
+            flagged.agent_kind = 'agent_in_other_tenant' AND EXISTS (
                 SELECT 1 FROM {{ c.tgt }}.resource_permissions AS rp
                 WHERE
-                    rp.tenant_id = vc.tenant_id
+                    rp.tenant_id = flagged.tenant_id
                     AND rp.resource_type = 'agent'
-                    AND rp.resource_id = vc.agent_id::text
+                    AND rp.resource_id = flagged.agent_id::text
                     AND rp.is_active
             )
         ),
-        (
-            CASE
-                WHEN ld.tenant_id IS DISTINCT FROM vc.tenant_id AND ld.id IS NOT NULL THEN 'lead_in_other_tenant'
-                WHEN cl.target IS NOT NULL AND vc.lead_id IS NULL THEN 'lead_not_migrated'
-            END,
-            coalesce(vc.lead_id::text, cl.target::text),
-            ld.tenant_id,
-            FALSE
-        ),
-        (
-            CASE WHEN vc.voice_id IS NOT NULL AND vo.id IS NULL THEN 'voice_not_migrated' END,
-            vc.voice_id,
-            NULL::uuid,
-            FALSE
-        )
+        (flagged.lead_kind, flagged.lead_id::text, flagged.lead_tenant_id, FALSE),
+        (flagged.voice_kind, flagged.voice_id, NULL::uuid, FALSE)
     ) AS f (kind, referenced_id, referenced_tenant_id, covered_by_grant)
-WHERE f.kind IS NOT NULL;
+WHERE
+    (flagged.agent_kind IS NOT NULL OR flagged.lead_kind IS NOT NULL OR flagged.voice_kind IS NOT NULL)
+    AND f.kind IS NOT NULL
+UNION ALL
+-- Landed calls whose legacy target has no migrated lead (quarantined, or never existed): found from
+-- the legacy side against the small lead lineage; each of those few calls is then looked up by id.
+SELECT
+    'lead_not_migrated',
+    'call_logs_voiceagent',
+    landed.id::text,
+    landed.tenant_id,
+    dangling.target::text,
+    NULL::uuid,
+    FALSE
+FROM {{ c.src }}.call_logs_voiceagent AS dangling
+CROSS JOIN
+    LATERAL (
+        SELECT
+            vc.id,
+            vc.tenant_id
+        FROM {{ c.tgt }}.voice_calls AS vc
+        WHERE vc.id = dangling.id
+    ) AS landed
+WHERE
+    dangling.target IS NOT NULL
+    AND NOT EXISTS (
+        SELECT 1 FROM {{ c.tgt }}.migration_lineage AS lead_map
+        WHERE lead_map.source_table = 'leads_voiceagent' AND lead_map.source_id = dangling.target::text
+    );
