@@ -30,7 +30,12 @@ from pathlib import Path
 import pendulum
 from airflow.sdk import DAG, chain
 
-from voice_agent_migration.operators import SQLReportOperator, migration_check, migration_step
+from voice_agent_migration.operators import (
+    SQLReportOperator,
+    migration_check,
+    migration_step,
+    partitioned_migration_step,
+)
 from voice_agent_migration.params import MIGRATION_PARAMS
 from voice_agent_migration.templating import SQL_FILTERS
 
@@ -57,7 +62,7 @@ with DAG(
         migration_step("migrate/04_migrate_phone_numbers.sql"),
         migration_step("migrate/05_migrate_voice_agents.sql"),
         migration_step("migrate/06_migrate_leads.sql"),
-        migration_step("migrate/07_migrate_voice_calls.sql"),
+        partitioned_migration_step("migrate/07_migrate_voice_calls.sql", partitions="{{ params.call_partitions }}"),
         migration_step("migrate/08_migrate_resource_permissions.sql"),
         migration_step("migrate/09_add_tenant_id_to_caches.sql"),
         migration_step("migrate/10_record_findings.sql"),

@@ -20,6 +20,28 @@
 SELECT pg_advisory_xact_lock(hashtext('voice_agent_tenant_migration'));
 {%- endmacro -%}
 
+{#-
+  A partitioned step runs as several concurrent transactions, one per partition of the call ids
+  (PartitionedSQLOperator sets voice_agent_migration.partition/partitions on each connection;
+  run alone, the SQL is a single partition). Partitions of one run share the step lock, so no other
+  step interleaves; the same partition of two runs is serialised, so no two upserts race on a key.
+-#}
+{%- set partition_count -%}
+coalesce(nullif(current_setting('voice_agent_migration.partitions', TRUE), '')::integer, 1)
+{%- endset -%}
+{%- set partition_index -%}
+coalesce(nullif(current_setting('voice_agent_migration.partition', TRUE), '')::integer, 0)
+{%- endset -%}
+
+{%- macro serialize_partition() -%}
+SELECT pg_advisory_xact_lock_shared(hashtext('voice_agent_tenant_migration'));
+SELECT pg_advisory_xact_lock(hashtext('voice_agent_tenant_migration.partition'), {{ partition_index }});
+{%- endmacro -%}
+
+{%- macro in_partition(uuid_expr) -%}
+mod(get_byte(uuid_send({{ uuid_expr }}), 15), {{ partition_count }}) = {{ partition_index }}
+{%- endmacro -%}
+
 {#- Reason a row is quarantined because a value does not fit its target varchar. -#}
 {%- macro too_long(expr, limit, column) -%}
 WHEN length({{ expr }}) > {{ limit }} THEN 'too_long:{{ column }}'

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,10 +37,30 @@ class LegacyDatabase:
             cur = conn.execute(render_sql(relative_path, params))
             return cur.fetchall() if cur.description else []
 
-    def migrate(self, upto: str | None = None, **params: str) -> None:
+    def run_sql_file_partitioned(self, relative_path: str, partitions: int, **params: str) -> None:
+        """Run a partitioned step as its task does: one concurrent transaction per partition."""
+        sql = render_sql(relative_path, params)
+
+        def run(index: int) -> None:
+            with psycopg.connect(self.uri) as conn:
+                conn.execute(
+                    "SELECT set_config('voice_agent_migration.partitions', %s, false),"
+                    " set_config('voice_agent_migration.partition', %s, false)",
+                    (str(partitions), str(index)),
+                )
+                conn.execute(sql)
+
+        with ThreadPoolExecutor(max_workers=partitions) as pool:
+            for future in [pool.submit(run, index) for index in range(partitions)]:
+                future.result()
+
+    def migrate(self, upto: str | None = None, partitions: int = 1, **params: str) -> None:
         """Run the migration steps in order, through the one whose file name contains `upto`."""
         for step in MIGRATION_STEPS:
-            self.run_sql_file(step, **params)
+            if "voice_calls" in step and partitions > 1:
+                self.run_sql_file_partitioned(step, partitions, **params)
+            else:
+                self.run_sql_file(step, **params)
             if upto and upto in step:
                 return
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from datetime import timedelta
 from typing import Any, ClassVar
 
@@ -21,6 +24,58 @@ def migration_step(sql_file: str, **kwargs: Any) -> SQLExecuteQueryOperator:
         sql=sql_file,
         autocommit=False,
         do_xcom_push=False,
+        retries=2,
+        retry_delay=timedelta(seconds=30),
+        retry_exponential_backoff=True,
+        **kwargs,
+    )
+
+
+class PartitionedSQLOperator(SQLExecuteQueryOperator):
+    """Runs one SQL file as `partitions` concurrent transactions, one connection each.
+
+    Each connection sees its share through the settings `voice_agent_migration.partition` and
+    `voice_agent_migration.partitions` (the SQL filters on them, see sql/_common.sql). Rows never
+    pass through Python: the threads only wait on the database. A failed partition fails the task;
+    the others may have committed, which is safe because the step is idempotent.
+    """
+
+    template_fields: Sequence[str] = (*SQLExecuteQueryOperator.template_fields, "partitions")
+
+    def __init__(self, *, partitions: int | str = 1, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.partitions = partitions
+
+    def execute(self, context: Any) -> None:
+        count = int(self.partitions)
+        hook = self.get_db_hook()
+
+        def run(index: int) -> None:
+            started = time.monotonic()
+            with closing(hook.get_conn()) as conn:
+                with closing(conn.cursor()) as cur:
+                    cur.execute(
+                        "SELECT set_config('voice_agent_migration.partitions', %s, false),"
+                        " set_config('voice_agent_migration.partition', %s, false)",
+                        (str(count), str(index)),
+                    )
+                    cur.execute(self.sql)
+                conn.commit()
+            self.log.info("partition %d/%d committed in %.1fs", index + 1, count, time.monotonic() - started)
+
+        with ThreadPoolExecutor(max_workers=count, thread_name_prefix=self.task_id) as pool:
+            for future in [pool.submit(run, index) for index in range(count)]:
+                future.result()
+
+
+def partitioned_migration_step(sql_file: str, partitions: int | str, **kwargs: Any) -> PartitionedSQLOperator:
+    """A migration step whose SQL runs in `partitions` concurrent, idempotent transactions."""
+    task_id = sql_file.rsplit("/", 1)[-1].removesuffix(".sql").lstrip("0123456789_")
+    return PartitionedSQLOperator(
+        task_id=task_id,
+        conn_id=CONN_ID,
+        sql=sql_file,
+        partitions=partitions,
         retries=2,
         retry_delay=timedelta(seconds=30),
         retry_exponential_backoff=True,

@@ -30,4 +30,12 @@ MIGRATION_PARAMS = {
         title="System tenant id",
         description="Tenant that owns shared resources (voices, phone numbers).",
     ),
+    "call_partitions": Param(
+        2,
+        type="integer",
+        minimum=1,
+        maximum=16,
+        title="Call partitions",
+        description="Concurrent transactions migrating the call log (about one per database core to spare).",
+    ),
 }

@@ -139,6 +139,13 @@ CREATE TABLE IF NOT EXISTS {{ c.tgt }}.migration_lineage (
     PRIMARY KEY (source_table, source_id)
 );
 
+-- Per landed call, a hash of every input of its mapping: a re-run skips calls whose inputs are
+-- unchanged instead of rebuilding them (see migrate_voice_calls).
+CREATE TABLE IF NOT EXISTS {{ c.tgt }}.migration_call_fingerprints (
+    id uuid PRIMARY KEY,
+    fingerprint bigint NOT NULL
+);
+
 CREATE TABLE IF NOT EXISTS {{ c.tgt }}.migration_rejects (
     source_table text NOT NULL,
     source_id text NOT NULL,

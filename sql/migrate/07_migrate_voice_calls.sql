@@ -1,9 +1,25 @@
 -- Every legacy call lands once in voice_calls (same uuid, UTC timestamps, extended fields in
 -- metadata, lead_id = the migrated lead of its target) or is quarantined with a reason.
--- The mapping is a view, inlined by the planner: one set-based pass each for the quarantine and
--- the landing, and no copy of the big table.
+-- The mapping is a view, inlined by the planner: set-based passes, no copy of the big table.
+-- Runs as one transaction per partition of the call ids (see _common.sql), concurrently.
 {% import "_common.sql" as c with context %}
-{{ c.serialize_step() }}
+{#- Bump when the mapping below changes, so that a re-run rebuilds every call. -#}
+{%- set mapping_version = 1 -%}
+{%- macro call_metadata(extra="") -%}
+jsonb_build_object(
+    'vapi_call_id', cl.vapi_call_id,
+    'vapi_data', cl.vapi_data,
+    'call_type', cl.call_type,
+    'cost', cl.cost,
+    'cost_breakdown', cl.cost_breakdown,
+    'call_duration', cl.call_duration,
+    'job_id', cl.job_id,
+    'room_name', cl.room_name,
+    'batch_id', cl.batch_id,
+    'transcriptions', cl.transcriptions{{ extra }}
+)
+{%- endmacro -%}
+{{ c.serialize_partition() }}
 
 CREATE OR REPLACE TEMP VIEW call_mapping AS
 SELECT
@@ -17,6 +33,10 @@ SELECT
         {{ c.too_long("btrim(l.lead_number)", 50, "to_number") }}
         {{ c.too_long("u.user_id", 255, "initiated_by") }}
     END AS reason,
+    -- Every input of the mapping: the call and what it reads from users, numbers and leads.
+    hash_record_extended(
+        (cl.*, u.organization_id, u.user_id, n.phone_number, l.lead_number, l.lead_id), {{ mapping_version }}
+    ) AS fingerprint,
     u.organization_id AS tenant_id,
     cl.voice::text AS voice_id,
     CASE WHEN cl.agent <= 2147483647 THEN cl.agent::integer END AS agent_id,
@@ -33,33 +53,8 @@ SELECT
     -- Built once per row (a `||` would copy every transcript again); the original status is kept
     -- only when normalising changed it.
     CASE
-        WHEN cl.status <> lower(btrim(cl.status))
-            THEN
-                jsonb_build_object(
-                    'vapi_call_id', cl.vapi_call_id,
-                    'vapi_data', cl.vapi_data,
-                    'call_type', cl.call_type,
-                    'cost', cl.cost,
-                    'cost_breakdown', cl.cost_breakdown,
-                    'call_duration', cl.call_duration,
-                    'job_id', cl.job_id,
-                    'room_name', cl.room_name,
-                    'batch_id', cl.batch_id,
-                    'transcriptions', cl.transcriptions,
-                    'legacy_status', cl.status
-                )
-        ELSE jsonb_build_object(
-            'vapi_call_id', cl.vapi_call_id,
-            'vapi_data', cl.vapi_data,
-            'call_type', cl.call_type,
-            'cost', cl.cost,
-            'cost_breakdown', cl.cost_breakdown,
-            'call_duration', cl.call_duration,
-            'job_id', cl.job_id,
-            'room_name', cl.room_name,
-            'batch_id', cl.batch_id,
-            'transcriptions', cl.transcriptions
-        )
+        WHEN cl.status <> lower(btrim(cl.status)) THEN {{ call_metadata(", 'legacy_status', cl.status") }}
+        ELSE {{ call_metadata() }}
     END AS metadata
 FROM {{ c.src }}.call_logs_voiceagent AS cl
 LEFT JOIN {{ c.src }}.users_voiceagent AS u ON cl.initiated_by = u.id
@@ -72,7 +67,21 @@ LEFT JOIN (
     FROM {{ c.src }}.leads_voiceagent AS legacy_lead
     LEFT JOIN {{ c.tgt }}.migration_lineage AS lead_map
         ON lead_map.source_table = 'leads_voiceagent' AND legacy_lead.id::text = lead_map.source_id
-) AS l ON cl.target = l.id;
+) AS l ON cl.target = l.id
+WHERE {{ c.in_partition("cl.id") }};
+
+-- Calls to (re)build: not rejected, and not landed with these very inputs already.
+CREATE OR REPLACE TEMP VIEW call_changes AS
+SELECT m.*
+FROM call_mapping AS m
+WHERE
+    m.reason IS NULL
+    AND NOT EXISTS (
+        SELECT 1
+        FROM {{ c.tgt }}.migration_call_fingerprints AS f
+        INNER JOIN {{ c.tgt }}.voice_calls AS landed ON f.id = landed.id
+        WHERE f.id = m.id AND f.fingerprint = m.fingerprint
+    );
 
 INSERT INTO {{ c.tgt }}.migration_rejects AS r (source_table, source_id, reason, source_row)
 SELECT
@@ -114,20 +123,25 @@ SELECT
     m.created_at,
     {{ c.now_utc() }},
     m.metadata
-FROM call_mapping AS m
-WHERE m.reason IS NULL
+FROM call_changes AS m
 ON CONFLICT (id) {{ c.update_if_changed("t", ["tenant_id", "voice_id", "agent_id", "from_number", "to_number",
     "status", "added_context", "lead_id", "initiated_by", "recording_url", "started_at", "ended_at",
     "created_at", "metadata"]) }};
+
+INSERT INTO {{ c.tgt }}.migration_call_fingerprints AS f (id, fingerprint)
+SELECT
+    m.id,
+    m.fingerprint
+FROM call_changes AS m
+ON CONFLICT (id) DO UPDATE SET fingerprint = excluded.fingerprint;
 
 -- A call that is landed is not quarantined: one that lands now (its user gained an organization)
 -- leaves the quarantine, and one landed earlier stays landed.
 DELETE FROM {{ c.tgt }}.migration_rejects AS r
 WHERE
     r.source_table = 'call_logs_voiceagent'
+    AND {{ c.in_partition("r.source_id::uuid") }}
     AND EXISTS (
         SELECT 1 FROM {{ c.tgt }}.voice_calls AS landed
         WHERE landed.id = r.source_id::uuid
     );
-
-ANALYZE {{ c.tgt }}.voice_calls;

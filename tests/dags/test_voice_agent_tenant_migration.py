@@ -129,8 +129,7 @@ def test_an_application_leads_table_with_tenant_id_keeps_its_rows_and_gets_linke
 
 def test_a_failed_check_fails_the_run_at_once_and_logs_what_it_found(demo_db, capfd):
     assert_all_succeeded(run_dag(demo_db))
-    # A call written by the application with an unknown tenant (the migration repairs rows it owns,
-    # so the planted orphan must be one it does not).
+    # A call written by the application with an unknown tenant.
     stray = "0a000000-0000-4000-8000-00000000dead"
     demo_db.execute(
         "INSERT INTO voice_calls (id, tenant_id) VALUES (%s, '99999999-9999-4999-8999-999999999999')", (stray,)

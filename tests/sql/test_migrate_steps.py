@@ -413,3 +413,40 @@ def test_cross_tenant_calls_are_findings_marked_when_a_grant_covers_them(call_wo
     ]
     # Both calls landed all the same, with their references as the guide maps them.
     assert db.rows("SELECT agent_id FROM voice_calls ORDER BY id") == [(5,), (7,)]
+
+
+def test_partitions_together_land_exactly_what_one_transaction_lands(demo_db):
+    demo_db.migrate(partitions=3)
+    assert demo_db.value("SELECT count(*) FROM voice_calls") == 729
+    assert demo_db.value("SELECT count(*) FROM migration_call_fingerprints") == 729
+    assert demo_db.value("SELECT count(*) FROM migration_rejects WHERE source_table = 'call_logs_voiceagent'") == 13
+    passed, detail = demo_db.check("check_conservation")
+    assert passed, detail
+    landed = demo_db.snapshot()
+    demo_db.migrate(partitions=1)  # the same calls, as one transaction: nothing to change
+    assert demo_db.snapshot() == landed
+
+
+def test_a_re_run_rebuilds_only_calls_whose_inputs_changed(call_world):
+    db = call_world
+    insert_call(db, CALL, initiated_by=1, target=3, status="busy")
+    insert_call(db, "c0000000-0000-4000-8000-0000000000a1", initiated_by=1, target=1)
+    db.migrate()
+    fingerprints = dict(db.rows("SELECT id::text, fingerprint FROM migration_call_fingerprints"))
+
+    # An input read from another table (the lead's phone) changes one call's mapping.
+    db.execute("UPDATE voice_agent.leads_voiceagent SET lead_number = '+15550009' WHERE id = 3")
+    db.migrate()
+    assert db.value("SELECT to_number FROM voice_calls WHERE id = %s", (CALL,)) == "+15550009"
+    after = dict(db.rows("SELECT id::text, fingerprint FROM migration_call_fingerprints"))
+    assert after[CALL] != fingerprints[CALL]
+    assert after["c0000000-0000-4000-8000-0000000000a1"] == fingerprints["c0000000-0000-4000-8000-0000000000a1"]
+
+
+def test_a_call_deleted_from_the_target_is_landed_again(call_world):
+    db = call_world
+    insert_call(db, CALL, initiated_by=1, status="busy")
+    db.migrate()
+    db.execute("DELETE FROM voice_calls WHERE id = %s", (CALL,))
+    db.migrate()  # its fingerprint is unchanged, but the row is gone: it lands again
+    assert db.value("SELECT status FROM voice_calls WHERE id = %s", (CALL,)) == "busy"
