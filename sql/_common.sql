@@ -38,6 +38,11 @@ SELECT pg_advisory_xact_lock_shared(hashtext('voice_agent_tenant_migration'));
 SELECT pg_advisory_xact_lock(hashtext('voice_agent_tenant_migration.partition'), {{ partition_index }});
 {%- endmacro -%}
 
+{#- 65,536 buckets of call ids, nested in the partitions (a bucket's partition is its high byte). -#}
+{%- macro bucket_of(uuid_expr) -%}
+(get_byte(uuid_send({{ uuid_expr }}), 15) * 256 + get_byte(uuid_send({{ uuid_expr }}), 14))
+{%- endmacro -%}
+
 {%- macro in_partition(uuid_expr) -%}
 mod(get_byte(uuid_send({{ uuid_expr }}), 15), {{ partition_count }}) = {{ partition_index }}
 {%- endmacro -%}

@@ -139,11 +139,12 @@ CREATE TABLE IF NOT EXISTS {{ c.tgt }}.migration_lineage (
     PRIMARY KEY (source_table, source_id)
 );
 
--- Per landed call, a hash of every input of its mapping: a re-run skips calls whose inputs are
--- unchanged instead of rebuilding them (see migrate_voice_calls).
-CREATE TABLE IF NOT EXISTS {{ c.tgt }}.migration_call_fingerprints (
-    id uuid PRIMARY KEY,
-    fingerprint bigint NOT NULL
+-- Per bucket of call ids, the sum of the hashes of every input of its calls' mapping and how many
+-- of them land: a re-run rebuilds only the buckets whose inputs changed (see migrate_voice_calls).
+CREATE TABLE IF NOT EXISTS {{ c.tgt }}.migration_call_buckets (
+    bucket integer PRIMARY KEY,
+    fingerprint numeric NOT NULL,
+    landable_calls bigint NOT NULL
 );
 
 CREATE TABLE IF NOT EXISTS {{ c.tgt }}.migration_rejects (

@@ -5,6 +5,7 @@
 {% import "_common.sql" as c with context %}
 {#- Bump when the mapping below changes, so that a re-run rebuilds every call. -#}
 {%- set mapping_version = 1 -%}
+
 {%- macro call_metadata(extra="") -%}
 jsonb_build_object(
     'vapi_call_id', cl.vapi_call_id,
@@ -19,24 +20,71 @@ jsonb_build_object(
     'transcriptions', cl.transcriptions{{ extra }}
 )
 {%- endmacro -%}
-{{ c.serialize_partition() }}
 
+{#- The call's references, resolved; `cl` is the call, narrow or whole. -#}
+{%- macro call_references() -%}
+    LEFT JOIN {{ c.src }}.users_voiceagent AS u ON cl.initiated_by = u.id
+LEFT JOIN {{ c.src }}.numbers_voiceagent AS n ON cl.from_number_id = n.id
+LEFT JOIN (
+    SELECT
+        legacy_lead.id,
+        legacy_lead.lead_number,
+        lead_map.target_id::uuid AS lead_id
+    FROM {{ c.src }}.leads_voiceagent AS legacy_lead
+    LEFT JOIN {{ c.tgt }}.migration_lineage AS lead_map
+        ON lead_map.source_table = 'leads_voiceagent' AND legacy_lead.id::text = lead_map.source_id
+) AS l ON cl.target = l.id
+WHERE {{ c.in_partition("cl.id") }}
+{%- endmacro -%}
+
+{%- macro reject_reason() -%}
+CASE
+    {{ c.owner_reason("cl.initiated_by", "u") }}
+    WHEN cl.agent > 2147483647 THEN 'out_of_range:agent_id'
+    {{ c.too_long("btrim(cl.status)", 50, "status") }}
+    {{ c.too_long("n.phone_number", 50, "from_number") }}
+    {{ c.too_long("btrim(l.lead_number)", 50, "to_number") }}
+    {{ c.too_long("u.user_id", 255, "initiated_by") }}
+END
+{%- endmacro -%}
+
+{{ c.serialize_partition() }}
+-- A bulk step over whole tables: hash joins in memory, never a million index probes (the planner
+-- cannot estimate the partition filter and would otherwise expect a few thousand rows).
+SET LOCAL work_mem = '256MB';
+SET LOCAL enable_nestloop = off;
+
+-- What decides whether a call must be (re)built, kept narrow so that joins hash ids, not rows.
+-- The fingerprint covers every input of the mapping: the call row and what it reads from users,
+-- numbers and leads.
+CREATE OR REPLACE TEMP VIEW call_inputs AS
+SELECT
+    cl.id,
+    {{ c.bucket_of("cl.id") }} AS bucket,
+    {{ reject_reason() }} AS reason,
+    hash_record_extended(
+        (cl.row_hash, u.organization_id, u.user_id, n.phone_number, l.lead_number, l.lead_id),
+        {{ mapping_version }}
+    ) AS fingerprint
+FROM (
+    SELECT
+        calls.id,
+        calls.initiated_by,
+        calls.target,
+        calls.agent,
+        calls.status,
+        calls.from_number_id,
+        hash_record_extended(calls.*, {{ mapping_version }}) AS row_hash
+    FROM {{ c.src }}.call_logs_voiceagent AS calls
+) AS cl
+{{ call_references() }};
+
+-- The mapping of the guide, column by column.
 CREATE OR REPLACE TEMP VIEW call_mapping AS
 SELECT
     cl AS legacy_row,
     cl.id,
-    CASE
-        {{ c.owner_reason("cl.initiated_by", "u") }}
-        WHEN cl.agent > 2147483647 THEN 'out_of_range:agent_id'
-        {{ c.too_long("btrim(cl.status)", 50, "status") }}
-        {{ c.too_long("n.phone_number", 50, "from_number") }}
-        {{ c.too_long("btrim(l.lead_number)", 50, "to_number") }}
-        {{ c.too_long("u.user_id", 255, "initiated_by") }}
-    END AS reason,
-    -- Every input of the mapping: the call and what it reads from users, numbers and leads.
-    hash_record_extended(
-        (cl.*, u.organization_id, u.user_id, n.phone_number, l.lead_number, l.lead_id), {{ mapping_version }}
-    ) AS fingerprint,
+    {{ reject_reason() }} AS reason,
     u.organization_id AS tenant_id,
     cl.voice::text AS voice_id,
     CASE WHEN cl.agent <= 2147483647 THEN cl.agent::integer END AS agent_id,
@@ -57,44 +105,68 @@ SELECT
         ELSE {{ call_metadata() }}
     END AS metadata
 FROM {{ c.src }}.call_logs_voiceagent AS cl
-LEFT JOIN {{ c.src }}.users_voiceagent AS u ON cl.initiated_by = u.id
-LEFT JOIN {{ c.src }}.numbers_voiceagent AS n ON cl.from_number_id = n.id
-LEFT JOIN (
-    SELECT
-        legacy_lead.id,
-        legacy_lead.lead_number,
-        lead_map.target_id::uuid AS lead_id
-    FROM {{ c.src }}.leads_voiceagent AS legacy_lead
-    LEFT JOIN {{ c.tgt }}.migration_lineage AS lead_map
-        ON lead_map.source_table = 'leads_voiceagent' AND legacy_lead.id::text = lead_map.source_id
-) AS l ON cl.target = l.id
-WHERE {{ c.in_partition("cl.id") }};
+{{ call_references() }};
 
--- Calls to (re)build: not rejected, and not landed with these very inputs already.
-CREATE OR REPLACE TEMP VIEW call_changes AS
-SELECT m.*
-FROM call_mapping AS m
+-- The buckets to rebuild: those whose inputs changed since the last run, and those holding fewer
+-- landed calls than they should (a landed call was deleted). On a re-run over unchanged data this
+-- is empty, and every statement below ends at once.
+CREATE TEMP TABLE changed_buckets ON COMMIT DROP AS
+WITH current_state AS (
+    SELECT
+        i.bucket,
+        sum(i.fingerprint) AS fingerprint,
+        count(*) FILTER (WHERE i.reason IS NULL) AS landable_calls
+    FROM call_inputs AS i
+    GROUP BY i.bucket
+),
+
+landed AS (
+    SELECT
+        ids.bucket,
+        count(*) AS landed_calls
+    FROM (
+        SELECT {{ c.bucket_of("vc.id") }} AS bucket
+        FROM {{ c.tgt }}.voice_calls AS vc
+        WHERE {{ c.in_partition("vc.id") }}
+    ) AS ids
+    GROUP BY ids.bucket
+)
+
+SELECT
+    cs.bucket,
+    cs.fingerprint,
+    cs.landable_calls
+FROM current_state AS cs
+LEFT JOIN {{ c.tgt }}.migration_call_buckets AS known ON cs.bucket = known.bucket
+LEFT JOIN landed ON cs.bucket = landed.bucket
 WHERE
-    m.reason IS NULL
-    AND NOT EXISTS (
-        SELECT 1
-        FROM {{ c.tgt }}.migration_call_fingerprints AS f
-        INNER JOIN {{ c.tgt }}.voice_calls AS landed ON f.id = landed.id
-        WHERE f.id = m.id AND f.fingerprint = m.fingerprint
-    );
+    known.fingerprint IS DISTINCT FROM cs.fingerprint
+    OR coalesce(landed.landed_calls, 0) < cs.landable_calls;
+
+ANALYZE changed_buckets;
 
 INSERT INTO {{ c.tgt }}.migration_rejects AS r (source_table, source_id, reason, source_row)
 SELECT
     'call_logs_voiceagent',
-    m.id::text,
-    m.reason,
-    to_jsonb(m.legacy_row)
-FROM call_mapping AS m
+    rejected.id::text,
+    rejected.reason,
+    to_jsonb(rejected.legacy_row)
+FROM (
+    -- OFFSET 0 keeps the planner from probing voice_calls before it has filtered the rejects.
+    SELECT
+        m.id,
+        m.reason,
+        m.legacy_row
+    FROM call_mapping AS m
+    WHERE
+        m.reason IS NOT NULL
+        AND {{ c.bucket_of("m.id") }} IN (SELECT b.bucket FROM changed_buckets AS b)
+    OFFSET 0  -- noqa: AM09
+) AS rejected
 WHERE
-    m.reason IS NOT NULL
-    AND NOT EXISTS (
+    NOT EXISTS (
         SELECT 1 FROM {{ c.tgt }}.voice_calls AS landed
-        WHERE landed.id = m.id
+        WHERE landed.id = rejected.id
     )
 ON CONFLICT (source_table, source_id) DO UPDATE SET
     reason = excluded.reason,
@@ -123,17 +195,13 @@ SELECT
     m.created_at,
     {{ c.now_utc() }},
     m.metadata
-FROM call_changes AS m
+FROM call_mapping AS m
+WHERE
+    m.reason IS NULL
+    AND {{ c.bucket_of("m.id") }} IN (SELECT b.bucket FROM changed_buckets AS b)
 ON CONFLICT (id) {{ c.update_if_changed("t", ["tenant_id", "voice_id", "agent_id", "from_number", "to_number",
     "status", "added_context", "lead_id", "initiated_by", "recording_url", "started_at", "ended_at",
     "created_at", "metadata"]) }};
-
-INSERT INTO {{ c.tgt }}.migration_call_fingerprints AS f (id, fingerprint)
-SELECT
-    m.id,
-    m.fingerprint
-FROM call_changes AS m
-ON CONFLICT (id) DO UPDATE SET fingerprint = excluded.fingerprint;
 
 -- A call that is landed is not quarantined: one that lands now (its user gained an organization)
 -- leaves the quarantine, and one landed earlier stays landed.
@@ -141,7 +209,18 @@ DELETE FROM {{ c.tgt }}.migration_rejects AS r
 WHERE
     r.source_table = 'call_logs_voiceagent'
     AND {{ c.in_partition("r.source_id::uuid") }}
+    AND {{ c.bucket_of("r.source_id::uuid") }} IN (SELECT b.bucket FROM changed_buckets AS b)
     AND EXISTS (
         SELECT 1 FROM {{ c.tgt }}.voice_calls AS landed
         WHERE landed.id = r.source_id::uuid
     );
+
+INSERT INTO {{ c.tgt }}.migration_call_buckets AS known (bucket, fingerprint, landable_calls)
+SELECT
+    b.bucket,
+    b.fingerprint,
+    b.landable_calls
+FROM changed_buckets AS b
+ON CONFLICT (bucket) DO UPDATE SET
+    fingerprint = excluded.fingerprint,
+    landable_calls = excluded.landable_calls;

@@ -418,7 +418,7 @@ def test_cross_tenant_calls_are_findings_marked_when_a_grant_covers_them(call_wo
 def test_partitions_together_land_exactly_what_one_transaction_lands(demo_db):
     demo_db.migrate(partitions=3)
     assert demo_db.value("SELECT count(*) FROM voice_calls") == 729
-    assert demo_db.value("SELECT count(*) FROM migration_call_fingerprints") == 729
+    assert demo_db.value("SELECT sum(landable_calls) FROM migration_call_buckets") == 729
     assert demo_db.value("SELECT count(*) FROM migration_rejects WHERE source_table = 'call_logs_voiceagent'") == 13
     passed, detail = demo_db.check("check_conservation")
     assert passed, detail
@@ -427,20 +427,24 @@ def test_partitions_together_land_exactly_what_one_transaction_lands(demo_db):
     assert demo_db.snapshot() == landed
 
 
-def test_a_re_run_rebuilds_only_calls_whose_inputs_changed(call_world):
+def test_a_re_run_rebuilds_only_the_buckets_whose_inputs_changed(call_world):
     db = call_world
     insert_call(db, CALL, initiated_by=1, target=3, status="busy")
     insert_call(db, "c0000000-0000-4000-8000-0000000000a1", initiated_by=1, target=1)
     db.migrate()
-    fingerprints = dict(db.rows("SELECT id::text, fingerprint FROM migration_call_fingerprints"))
+    buckets = dict(db.rows("SELECT bucket, fingerprint FROM migration_call_buckets"))
+    assert len(buckets) == 2  # the two calls fall in different buckets
+    untouched = db.value("SELECT xmin::text FROM voice_calls WHERE id = 'c0000000-0000-4000-8000-0000000000a1'")
 
     # An input read from another table (the lead's phone) changes one call's mapping.
     db.execute("UPDATE voice_agent.leads_voiceagent SET lead_number = '+15550009' WHERE id = 3")
     db.migrate()
     assert db.value("SELECT to_number FROM voice_calls WHERE id = %s", (CALL,)) == "+15550009"
-    after = dict(db.rows("SELECT id::text, fingerprint FROM migration_call_fingerprints"))
-    assert after[CALL] != fingerprints[CALL]
-    assert after["c0000000-0000-4000-8000-0000000000a1"] == fingerprints["c0000000-0000-4000-8000-0000000000a1"]
+    after = dict(db.rows("SELECT bucket, fingerprint FROM migration_call_buckets"))
+    assert sum(after[b] != buckets[b] for b in buckets) == 1
+    assert db.value("SELECT xmin::text FROM voice_calls WHERE id = 'c0000000-0000-4000-8000-0000000000a1'") == (
+        untouched
+    )
 
 
 def test_a_call_deleted_from_the_target_is_landed_again(call_world):
@@ -448,5 +452,5 @@ def test_a_call_deleted_from_the_target_is_landed_again(call_world):
     insert_call(db, CALL, initiated_by=1, status="busy")
     db.migrate()
     db.execute("DELETE FROM voice_calls WHERE id = %s", (CALL,))
-    db.migrate()  # its fingerprint is unchanged, but the row is gone: it lands again
+    db.migrate()  # its inputs are unchanged, but its bucket lacks a landed call: it lands again
     assert db.value("SELECT status FROM voice_calls WHERE id = %s", (CALL,)) == "busy"
