@@ -65,7 +65,9 @@ with DAG(
         partitioned_migration_step("migrate/07_migrate_voice_calls.sql", partitions="{{ params.call_partitions }}"),
         migration_step("migrate/08_migrate_resource_permissions.sql"),
         migration_step("migrate/09_add_tenant_id_to_caches.sql"),
-        migration_step("migrate/10_record_findings.sql"),
+        migration_step("migrate/10_vacuum_voice_calls.sql", autocommit=True),
+        migration_step("migrate/11_record_findings.sql"),
+        migration_step("migrate/12_record_reconciliation.sql"),
     ]
     checks = [
         migration_check("checks/check_conservation.sql"),

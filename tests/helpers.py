@@ -32,8 +32,9 @@ class LegacyDatabase:
         return self.rows(sql, params)[0][0]
 
     def run_sql_file(self, relative_path: str, **params: str) -> list[tuple]:
-        """Render a file of sql/ as the DAG does and run it in one transaction, like its task."""
-        with psycopg.connect(self.uri) as conn:
+        """Render a file of sql/ as the DAG does and run it in one transaction, like its task
+        (maintenance such as VACUUM runs in autocommit, as its task does)."""
+        with psycopg.connect(self.uri, autocommit="vacuum" in relative_path) as conn:
             cur = conn.execute(render_sql(relative_path, params))
             return cur.fetchall() if cur.description else []
 
@@ -57,7 +58,7 @@ class LegacyDatabase:
     def migrate(self, upto: str | None = None, partitions: int = 1, **params: str) -> None:
         """Run the migration steps in order, through the one whose file name contains `upto`."""
         for step in MIGRATION_STEPS:
-            if "voice_calls" in step and partitions > 1:
+            if "migrate_voice_calls" in step and partitions > 1:
                 self.run_sql_file_partitioned(step, partitions, **params)
             else:
                 self.run_sql_file(step, **params)
@@ -65,6 +66,9 @@ class LegacyDatabase:
                 return
 
     def check(self, name: str, **params: str) -> tuple[bool, str]:
+        """Run a check as the DAG does; conservation reads the reconciliation, so record it first."""
+        if name == "check_conservation":
+            self.run_sql_file("migrate/12_record_reconciliation.sql", **params)
         (row,) = self.run_sql_file(f"checks/{name}.sql", **params)
         return row
 

@@ -15,14 +15,15 @@ from airflow.providers.common.sql.operators.sql import BaseSQLOperator, SQLCheck
 CONN_ID = "voice_agent_db"
 
 
-def migration_step(sql_file: str, **kwargs: Any) -> SQLExecuteQueryOperator:
-    """One idempotent step: the whole file runs in one transaction and may be retried."""
+def migration_step(sql_file: str, *, autocommit: bool = False, **kwargs: Any) -> SQLExecuteQueryOperator:
+    """One idempotent step: the whole file runs in one transaction (unless it is maintenance such as
+    VACUUM, which cannot) and may be retried."""
     task_id = sql_file.rsplit("/", 1)[-1].removesuffix(".sql").lstrip("0123456789_")
     return SQLExecuteQueryOperator(
         task_id=task_id,
         conn_id=CONN_ID,
         sql=sql_file,
-        autocommit=False,
+        autocommit=autocommit,
         do_xcom_push=False,
         retries=2,
         retry_delay=timedelta(seconds=30),

@@ -1,4 +1,5 @@
--- Passes when every legacy row of every migrated table is landed or rejected, exactly once.
+-- Passes when every legacy row of every migrated table is landed or rejected, exactly once, as
+-- recorded by this run's record_reconciliation step.
 SELECT
     bool_and(recon.missing = 0 AND recon.doubled = 0) AS conserved,
     string_agg(

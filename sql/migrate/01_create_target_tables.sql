@@ -156,6 +156,20 @@ CREATE TABLE IF NOT EXISTS {{ c.tgt }}.migration_rejects (
     PRIMARY KEY (source_table, source_id)
 );
 
+-- The reconciliation of the latest run, one row per legacy table (see record_reconciliation).
+CREATE TABLE IF NOT EXISTS {{ c.tgt }}.migration_reconciliation (
+    position integer NOT NULL,
+    source_table text PRIMARY KEY,
+    target_table text NOT NULL,
+    legacy_rows bigint NOT NULL,
+    landed bigint NOT NULL,
+    rejected bigint NOT NULL,
+    missing bigint NOT NULL,
+    doubled bigint NOT NULL,
+    unbalanced_ids text NOT NULL,
+    rejected_by_reason text NOT NULL
+);
+
 -- Findings are not failures: references the cutover must decide on (cross-tenant, dangling).
 CREATE TABLE IF NOT EXISTS {{ c.tgt }}.migration_findings (
     kind text NOT NULL,

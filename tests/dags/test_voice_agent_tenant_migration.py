@@ -19,7 +19,7 @@ EVERY_TASK_SUCCEEDED = "success"
 
 def assert_all_succeeded(states):
     assert {task: state for task, (state, _) in states.items() if state != EVERY_TASK_SUCCEEDED} == {}
-    assert len(states) == 17
+    assert len(states) == 19
 
 
 def test_full_migration_balances_and_a_second_run_changes_nothing(demo_db):

@@ -4,8 +4,6 @@
 {% import "_common.sql" as c with context %}
 {{ c.serialize_step() }}
 
--- The call partitions have all committed by now: refresh the planner's view of the big table.
-ANALYZE {{ c.tgt }}.voice_calls;
 
 DELETE FROM {{ c.tgt }}.migration_findings;
 
