@@ -14,20 +14,30 @@ from airflow.providers.common.sql.operators.sql import BaseSQLOperator, SQLCheck
 
 CONN_ID = "voice_agent_db"
 
+# Migration steps are idempotent, so a transient fault (a dropped connection, a lock timeout) is
+# retried with backoff; checks never are.
+STEP_RETRIES: dict[str, Any] = {
+    "retries": 2,
+    "retry_delay": timedelta(seconds=30),
+    "retry_exponential_backoff": True,
+}
+
+
+def step_task_id(sql_file: str) -> str:
+    """`migrate/07_migrate_voice_calls.sql` -> `migrate_voice_calls`."""
+    return sql_file.rsplit("/", 1)[-1].removesuffix(".sql").lstrip("0123456789_")
+
 
 def migration_step(sql_file: str, *, autocommit: bool = False, **kwargs: Any) -> SQLExecuteQueryOperator:
     """One idempotent step: the whole file runs in one transaction (unless it is maintenance such as
     VACUUM, which cannot) and may be retried."""
-    task_id = sql_file.rsplit("/", 1)[-1].removesuffix(".sql").lstrip("0123456789_")
     return SQLExecuteQueryOperator(
-        task_id=task_id,
+        task_id=step_task_id(sql_file),
         conn_id=CONN_ID,
         sql=sql_file,
         autocommit=autocommit,
         do_xcom_push=False,
-        retries=2,
-        retry_delay=timedelta(seconds=30),
-        retry_exponential_backoff=True,
+        **STEP_RETRIES,
         **kwargs,
     )
 
@@ -71,15 +81,12 @@ class PartitionedSQLOperator(SQLExecuteQueryOperator):
 
 def partitioned_migration_step(sql_file: str, partitions: int | str, **kwargs: Any) -> PartitionedSQLOperator:
     """A migration step whose SQL runs in `partitions` concurrent, idempotent transactions."""
-    task_id = sql_file.rsplit("/", 1)[-1].removesuffix(".sql").lstrip("0123456789_")
     return PartitionedSQLOperator(
-        task_id=task_id,
+        task_id=step_task_id(sql_file),
         conn_id=CONN_ID,
         sql=sql_file,
         partitions=partitions,
-        retries=2,
-        retry_delay=timedelta(seconds=30),
-        retry_exponential_backoff=True,
+        **STEP_RETRIES,
         **kwargs,
     )
 
@@ -87,7 +94,7 @@ def partitioned_migration_step(sql_file: str, partitions: int | str, **kwargs: A
 def migration_check(sql_file: str, **kwargs: Any) -> SQLCheckOperator:
     """A check returning one row (passed, detail); a failure is final and its log shows the detail."""
     return SQLCheckOperator(
-        task_id=sql_file.rsplit("/", 1)[-1].removesuffix(".sql"),
+        task_id=step_task_id(sql_file),
         conn_id=CONN_ID,
         sql=sql_file,
         retry_on_failure=False,
