@@ -15,6 +15,7 @@ import os
 import platform
 import resource
 import sqlite3
+import subprocess
 import sys
 import tempfile
 import time
@@ -79,6 +80,19 @@ def reference_run(uri: str) -> float:
     return elapsed
 
 
+def revision() -> str:
+    """The commit measured, marked when the work tree differs from it."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], check=False, cwd=REPO, capture_output=True, text=True).stdout.strip()
+
+    head, dirty = (
+        git("rev-parse", "--short", "HEAD"),
+        git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!docs/benchmarks.md"),
+    )
+    return (head or "unknown") + (" (with uncommitted changes)" if dirty else "")
+
+
 def machine() -> str:
     mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return f"{platform.machine()}, {os.cpu_count()} cores, {mem_gib:.0f} GiB, Python {platform.python_version()}"
@@ -109,9 +123,9 @@ def main() -> int:
 
     in_tasks = sum(tasks.values())
     lines = [
-        f"## {dt.date.today().isoformat()}: {args.rows:,} call logs",
+        f"### {dt.date.today().isoformat()}: {args.rows:,} call logs",
         "",
-        f"Machine: {machine()}; PostgreSQL {server_version}; `make bench ROWS={args.rows}`.",
+        f"Commit {revision()}. Machine: {machine()}; PostgreSQL {server_version}; `make bench ROWS={args.rows}`.",
         "",
         "| measure | value |",
         "| --- | --- |",
@@ -136,7 +150,7 @@ def main() -> int:
     print(report)
     out = REPO / "docs" / "benchmarks.md"
     if not out.exists():
-        out.write_text("# Benchmarks\n\nAppended by `make bench`; newest last.\n\n")
+        out.write_text("# Benchmarks\n\n## Run log (appended by `make bench`)\n\n")
     with out.open("a") as fh:
         fh.write(report + "\n")
     return 0
