@@ -15,11 +15,6 @@ from voice_agent_migration.templating import SQL_FILTERS
 REPO = Path(__file__).resolve().parent.parent
 SQL_DIR = REPO / "sql"
 DAG_ID = "voice_agent_tenant_migration"
-DEFAULT_PARAMS = {
-    "source_schema": "voice_agent",
-    "target_schema": "public",
-    "system_tenant_id": "00000000-0000-0000-0000-000000000000",
-}
 
 
 def airflow_env(airflow_home: Path, connection_json: str) -> dict[str, str]:
@@ -44,6 +39,10 @@ def airflow(env: dict[str, str], *args: str, check: bool = True) -> subprocess.C
 
 def render_sql(relative_path: str, params: dict[str, str] | None = None) -> str:
     """Render a file of sql/ with the DAG's filters, as Airflow renders it for a task."""
+    # Imported here: this module sets up Airflow's environment, so it must not import Airflow itself.
+    from voice_agent_migration.params import MIGRATION_PARAMS
+
+    defaults = {name: param.value for name, param in MIGRATION_PARAMS.items()}  # as a run without conf
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(SQL_DIR), undefined=jinja2.StrictUndefined)
     env.filters.update(SQL_FILTERS)
-    return env.get_template(relative_path).render(params={**DEFAULT_PARAMS, **(params or {})})
+    return env.get_template(relative_path).render(params={**defaults, **(params or {})})

@@ -4,7 +4,6 @@
 {% import "_common.sql" as c with context %}
 {{ c.serialize_step() }}
 
-
 DELETE FROM {{ c.tgt }}.migration_findings;
 
 INSERT INTO {{ c.tgt }}.migration_findings (
