@@ -7,10 +7,11 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import jinja2
 
-from voice_agent_migration.templating import SQL_FILTERS
+from voice_agent_migration.templating import SQL_FILTERS, SQL_MACROS
 
 REPO = Path(__file__).resolve().parent.parent
 SQL_DIR = REPO / "sql"
@@ -37,12 +38,16 @@ def airflow(env: dict[str, str], *args: str, check: bool = True) -> subprocess.C
     return subprocess.run([str(cli), *args], env=env, check=check, capture_output=True, text=True)
 
 
-def render_sql(relative_path: str, params: dict[str, str] | None = None) -> str:
-    """Render a file of sql/ with the DAG's filters, as Airflow renders it for a task."""
+def render_sql(
+    relative_path: str, params: dict[str, Any] | None = None, run_id: str = "manual__outside_airflow"
+) -> str:
+    """Render a file of sql/ with the DAG's filters and macros, as Airflow renders it for a task of a
+    manual run `run_id` (no data interval: the window, if any, comes from the params)."""
     # Imported here: this module sets up Airflow's environment, so it must not import Airflow itself.
     from voice_agent_migration.params import MIGRATION_PARAMS
 
     defaults = {name: param.value for name, param in MIGRATION_PARAMS.items()}  # as a run without conf
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(SQL_DIR), undefined=jinja2.StrictUndefined)
     env.filters.update(SQL_FILTERS)
-    return env.get_template(relative_path).render(params={**defaults, **(params or {})})
+    env.globals.update(SQL_MACROS)
+    return env.get_template(relative_path).render(params={**defaults, **(params or {})}, run_id=run_id)

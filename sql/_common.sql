@@ -6,6 +6,22 @@
 {%- set src = params.source_schema | ident -%}
 {%- set tgt = params.target_schema | ident -%}
 {%- set system_tenant = params.system_tenant_id | uuid_literal -%}
+{#- The Airflow run this rendering belongs to (keys the run's own records), as a SQL literal. -#}
+{%- set run = (run_id | default("manual__outside_airflow")) | text_literal -%}
+
+{#-
+  The calls this run migrates: None (every call) or a half-open UTC window of started_at, from the
+  params or the run's data interval (plugins/voice_agent_migration/window.py). Comparing timestamptz
+  values compares instants, so the session's TimeZone cannot move a call in or out of a window.
+-#}
+{%- set window = migration_window() -%}
+{%- macro in_window(started_at) -%}
+{%- if window -%}
+({{ started_at }} >= {{ window.start_sql }} AND {{ started_at }} < {{ window.end_sql }})
+{%- else -%}
+TRUE
+{%- endif -%}
+{%- endmacro -%}
 
 {#- Wall-clock UTC for a timestamptz, whatever the session or database TimeZone. -#}
 {%- macro utc(expr) -%}({{ expr }} AT TIME ZONE 'UTC'){%- endmacro -%}
@@ -23,8 +39,12 @@ SELECT pg_advisory_xact_lock(hashtext('voice_agent_tenant_migration'));
 {#-
   A partitioned step runs as several concurrent transactions, one per partition of the call ids
   (PartitionedSQLOperator sets voice_agent_migration.partition/partitions on each connection;
-  run alone, the SQL is a single partition). Partitions of one run share the step lock, so no other
-  step interleaves; the same partition of two runs is serialised, so no two upserts race on a key.
+  run alone, the SQL is a single partition). A partition is the set of high bytes b of the call ids
+  with mod(b, partitions) = partition.
+  Locking, safe for concurrent runs with any partition counts: a partition holds the step lock
+  shared (no other step interleaves; its own run's partitions proceed together) and an exclusive lock
+  per high byte it covers, taken in ascending order. Two transactions never upsert the same call at
+  once, and ordered acquisition cannot deadlock.
 -#}
 {%- set partition_count -%}
 coalesce(nullif(current_setting('voice_agent_migration.partitions', TRUE), '')::integer, 1)
@@ -35,12 +55,24 @@ coalesce(nullif(current_setting('voice_agent_migration.partition', TRUE), '')::i
 
 {%- macro serialize_partition() -%}
 SELECT pg_advisory_xact_lock_shared(hashtext('voice_agent_tenant_migration'));
-SELECT pg_advisory_xact_lock(hashtext('voice_agent_tenant_migration.partition'), {{ partition_index }});
+SELECT count(pg_advisory_xact_lock(hashtext('voice_agent_tenant_migration.call_ids'), high_byte.b))
+FROM generate_series(0, 255) AS high_byte (b)
+WHERE mod(high_byte.b, {{ partition_count }}) = {{ partition_index }};
 {%- endmacro -%}
 
 {#- 65,536 buckets of call ids, nested in the partitions (a bucket's partition is its high byte). -#}
 {%- macro bucket_of(uuid_expr) -%}
 (get_byte(uuid_send({{ uuid_expr }}), 15) * 256 + get_byte(uuid_send({{ uuid_expr }}), 14))
+{%- endmacro -%}
+
+{#-
+  A full run of the call step rebuilds only the buckets in its temp table changed_buckets; a
+  windowed run takes every call of its window.
+-#}
+{%- macro in_changed_bucket(uuid_expr) -%}
+{%- if not window -%}
+AND {{ bucket_of(uuid_expr) }} IN (SELECT b.bucket FROM changed_buckets AS b)
+{%- endif -%}
 {%- endmacro -%}
 
 {%- macro in_partition(uuid_expr) -%}

@@ -1,10 +1,12 @@
-"""The trigger form: every value here is pasted into SQL, so each is typed and constrained."""
+"""The trigger form: every value here reaches SQL, so each is typed and constrained, and shows its
+rule in the form (the UI refuses a value that breaks it, and so does `airflow dags test -c`)."""
 
 from __future__ import annotations
 
 from airflow.sdk import Param
 
 from voice_agent_migration.templating import IDENTIFIER
+from voice_agent_migration.window import ISO_TIMESTAMP_PATTERN
 
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 
@@ -37,5 +39,34 @@ MIGRATION_PARAMS = {
         maximum=16,
         title="Call partitions",
         description="Concurrent transactions migrating the call log (about one per database core to spare).",
+    ),
+    "window_start": Param(
+        None,
+        type=["null", "string"],
+        pattern=ISO_TIMESTAMP_PATTERN,
+        title="Window start (inclusive)",
+        description=(
+            "Migrate only the calls whose started_at is at or after this instant, e.g. 2025-01-31T00:00:00+00:00 "
+            "(ISO-8601 with a UTC offset). Give both window ends or neither; with neither, a manual run migrates "
+            "every call (also those without started_at) and a scheduled or backfill run its data interval."
+        ),
+        section="Window",
+    ),
+    "window_end": Param(
+        None,
+        type=["null", "string"],
+        pattern=ISO_TIMESTAMP_PATTERN,
+        title="Window end (exclusive)",
+        description="Migrate only the calls whose started_at is before this instant, e.g. 2025-02-01T00:00:00+00:00.",
+        section="Window",
+    ),
+    "dry_run": Param(
+        False,
+        type="boolean",
+        title="Dry run",
+        description=(
+            "Report per table how many rows would be inserted, updated, left unchanged and rejected (by reason), "
+            "and write nothing: the whole migration runs in one transaction that is rolled back."
+        ),
     ),
 }

@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 import uuid
 
+from voice_agent_migration.window import migration_window
+
 IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
@@ -34,4 +36,16 @@ def uuid_literal(value: str) -> str:
     return f"'{canonical}'::uuid"
 
 
-SQL_FILTERS = {"ident": ident, "sql_literal": sql_literal, "uuid_literal": uuid_literal}
+def text_literal(value: str) -> str:
+    """Return any text as an escape-string SQL literal, correct whatever standard_conforming_strings
+    says (backslashes and quotes doubled; NUL refused, PostgreSQL text has none)."""
+    text = str(value)
+    if "\x00" in text:
+        raise ValueError(f"text with a NUL character cannot be a SQL literal: {text!r}")
+    return "E'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+SQL_FILTERS = {"ident": ident, "sql_literal": sql_literal, "uuid_literal": uuid_literal, "text_literal": text_literal}
+
+# Macros the SQL calls: `{% set window = migration_window() %}` (see window.py).
+SQL_MACROS = {"migration_window": migration_window}

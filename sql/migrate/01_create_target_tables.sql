@@ -156,10 +156,34 @@ CREATE TABLE IF NOT EXISTS {{ c.tgt }}.migration_rejects (
     PRIMARY KEY (source_table, source_id)
 );
 
--- The reconciliation of the latest run, one row per legacy table (see record_reconciliation).
+-- Before per-run records, the reconciliation table held only the latest run: it is derived data,
+-- recomputed by every run, so the old shape is dropped.
+DO $$
+BEGIN
+    IF EXISTS (
+        SELECT 1 FROM information_schema.tables
+        WHERE table_schema = {{ params.target_schema | sql_literal }} AND table_name = 'migration_reconciliation'
+    ) AND NOT EXISTS (
+        SELECT 1 FROM information_schema.columns
+        WHERE
+            table_schema = {{ params.target_schema | sql_literal }}
+            AND table_name = 'migration_reconciliation'
+            AND column_name = 'run_id'
+    ) THEN
+        DROP TABLE {{ c.tgt }}.migration_reconciliation;
+    END IF;
+END
+$$;
+
+-- The reconciliation of each run, one row per legacy table (see record_reconciliation); keyed by
+-- run so that concurrent runs (a backfill beside a manual run) each check their own numbers.
 CREATE TABLE IF NOT EXISTS {{ c.tgt }}.migration_reconciliation (
+    run_id text NOT NULL,
+    window_start timestamptz,
+    window_end timestamptz,
+    recorded_at timestamp NOT NULL DEFAULT {{ c.now_utc() }},
     position integer NOT NULL,
-    source_table text PRIMARY KEY,
+    source_table text NOT NULL,
     target_table text NOT NULL,
     legacy_rows bigint NOT NULL,
     landed bigint NOT NULL,
@@ -167,7 +191,8 @@ CREATE TABLE IF NOT EXISTS {{ c.tgt }}.migration_reconciliation (
     missing bigint NOT NULL,
     doubled bigint NOT NULL,
     unbalanced_ids text NOT NULL,
-    rejected_by_reason text NOT NULL
+    rejected_by_reason text NOT NULL,
+    PRIMARY KEY (run_id, source_table)
 );
 
 -- Findings are not failures: references the cutover must decide on (cross-tenant, dangling).

@@ -2,6 +2,8 @@
 -- metadata, lead_id = the migrated lead of its target) or is quarantined with a reason.
 -- The mapping is a view, inlined by the planner: set-based passes, no copy of the big table.
 -- Runs as one transaction per partition of the call ids (see _common.sql), concurrently.
+-- A full run (no window) rebuilds only the buckets of call ids whose inputs changed since the last
+-- full run; a windowed run compares every call of its window and writes those that differ.
 {% import "_common.sql" as c with context %}
 {#- Bump when the mapping below changes, so that a re-run rebuilds every call. -#}
 {%- set mapping_version = 1 -%}
@@ -34,7 +36,9 @@ LEFT JOIN (
     LEFT JOIN {{ c.tgt }}.migration_lineage AS lead_map
         ON lead_map.source_table = 'leads_voiceagent' AND legacy_lead.id::text = lead_map.source_id
 ) AS l ON cl.target = l.id
-WHERE {{ c.in_partition("cl.id") }}
+WHERE
+    {{ c.in_partition("cl.id") }}
+    AND {{ c.in_window("cl.started_at") }}
 {%- endmacro -%}
 
 {%- macro reject_reason() -%}
@@ -74,6 +78,7 @@ FROM (
         calls.agent,
         calls.status,
         calls.from_number_id,
+        calls.started_at,
         hash_record_extended(calls.*, {{ mapping_version }}) AS row_hash
     FROM {{ c.src }}.call_logs_voiceagent AS calls
 ) AS cl
@@ -107,9 +112,12 @@ SELECT
 FROM {{ c.src }}.call_logs_voiceagent AS cl
 {{ call_references() }};
 
--- The buckets to rebuild: those whose inputs changed since the last run, and those holding fewer
--- landed calls than they should (a landed call was deleted). On a re-run over unchanged data this
--- is empty, and every statement below ends at once.
+-- Statements that only a full run executes (the block does not nest SQL):
+-- noqa: disable=LT02
+{% if not c.window -%}
+-- The buckets to rebuild: those whose inputs changed since the last full run, and those holding
+-- fewer landed calls than they should (a landed call was deleted). On a re-run over unchanged data
+-- this is empty, and every statement below ends at once.
 CREATE TEMP TABLE changed_buckets ON COMMIT DROP AS
 WITH current_state AS (
     SELECT
@@ -144,6 +152,8 @@ WHERE
     OR coalesce(landed.landed_calls, 0) < cs.landable_calls;
 
 ANALYZE changed_buckets;
+{%- endif %}
+-- noqa: enable=LT02
 
 INSERT INTO {{ c.tgt }}.migration_rejects AS r (source_table, source_id, reason, source_row)
 SELECT
@@ -160,7 +170,7 @@ FROM (
     FROM call_mapping AS m
     WHERE
         m.reason IS NOT NULL
-        AND {{ c.bucket_of("m.id") }} IN (SELECT b.bucket FROM changed_buckets AS b)
+        {{ c.in_changed_bucket("m.id") }}
     OFFSET 0  -- noqa: AM09
 ) AS rejected
 WHERE
@@ -198,7 +208,7 @@ SELECT
 FROM call_mapping AS m
 WHERE
     m.reason IS NULL
-    AND {{ c.bucket_of("m.id") }} IN (SELECT b.bucket FROM changed_buckets AS b)
+    {{ c.in_changed_bucket("m.id") }}
 ON CONFLICT (id) {{ c.update_if_changed("t", ["tenant_id", "voice_id", "agent_id", "from_number", "to_number",
     "status", "added_context", "lead_id", "initiated_by", "recording_url", "started_at", "ended_at",
     "created_at", "metadata"]) }};
@@ -209,12 +219,14 @@ DELETE FROM {{ c.tgt }}.migration_rejects AS r
 WHERE
     r.source_table = 'call_logs_voiceagent'
     AND {{ c.in_partition("r.source_id::uuid") }}
-    AND {{ c.bucket_of("r.source_id::uuid") }} IN (SELECT b.bucket FROM changed_buckets AS b)
+    {{ c.in_changed_bucket("r.source_id::uuid") }}
     AND EXISTS (
         SELECT 1 FROM {{ c.tgt }}.voice_calls AS landed
         WHERE landed.id = r.source_id::uuid
     );
 
+-- noqa: disable=LT02
+{% if not c.window -%}
 INSERT INTO {{ c.tgt }}.migration_call_buckets AS known (bucket, fingerprint, landable_calls)
 SELECT
     b.bucket,
@@ -224,3 +236,5 @@ FROM changed_buckets AS b
 ON CONFLICT (bucket) DO UPDATE SET
     fingerprint = excluded.fingerprint,
     landable_calls = excluded.landable_calls;
+{%- endif %}
+-- noqa: enable=LT02

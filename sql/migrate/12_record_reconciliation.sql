@@ -1,15 +1,24 @@
 -- Records, per legacy table: rows, landed (in the id map), rejected (in the quarantine, by reason),
 -- and the rows that break conservation (in neither, or in both). Computed once per run, from the
 -- legacy tables, the lineage, voice_calls and the quarantine; read by check_conservation and the
--- reconciliation report.
+-- reconciliation report. Scoped to the run: the small tables whole (every run brings them up to
+-- date), the calls of the run's window (all of them when it has none).
 {% import "_common.sql" as c with context %}
+
+{#- For a windowed run: the rejected call is one of the window's. -#}
+{%- macro call_in_window(call_id) -%}
+{{ "" if not c.window else " AND EXISTS (SELECT 1 FROM " ~ c.src ~ ".call_logs_voiceagent AS cl WHERE cl.id = "
+    ~ call_id ~ " AND " ~ c.in_window("cl.started_at") ~ ")" }}
+{%- endmacro -%}
+
 {{ c.serialize_step() }}
 
-DELETE FROM {{ c.tgt }}.migration_reconciliation;
+DELETE FROM {{ c.tgt }}.migration_reconciliation
+WHERE run_id = {{ c.run }};
 
 INSERT INTO {{ c.tgt }}.migration_reconciliation (
-    position, source_table, target_table, legacy_rows, landed, rejected, missing, doubled,
-    unbalanced_ids, rejected_by_reason
+    run_id, window_start, window_end, position, source_table, target_table, legacy_rows, landed, rejected,
+    missing, doubled, unbalanced_ids, rejected_by_reason
 )
 WITH legacy AS (
     SELECT
@@ -76,6 +85,21 @@ calls AS (
     LEFT JOIN {{ c.tgt }}.voice_calls AS vc ON cl.id = vc.id
     LEFT JOIN {{ c.tgt }}.migration_rejects AS r
         ON r.source_table = 'call_logs_voiceagent' AND cl.id::text = r.source_id
+    WHERE {{ c.in_window("cl.started_at") }}
+),
+
+in_scope_rejects AS (
+    SELECT
+        r.source_table,
+        r.reason
+    FROM {{ c.tgt }}.migration_rejects AS r
+    WHERE r.source_table <> 'call_logs_voiceagent'
+    UNION ALL
+    SELECT
+        r.source_table,
+        r.reason
+    FROM {{ c.tgt }}.migration_rejects AS r
+    WHERE r.source_table = 'call_logs_voiceagent'{{ call_in_window("r.source_id::uuid") }}
 ),
 
 reasons AS (
@@ -87,13 +111,16 @@ reasons AS (
             source_table,
             reason,
             count(*) AS n
-        FROM {{ c.tgt }}.migration_rejects
+        FROM in_scope_rejects
         GROUP BY source_table, reason
     ) AS per_reason
     GROUP BY source_table
 )
 
 SELECT
+    {{ c.run }},
+    {{ c.window.start_sql if c.window else "NULL" }},
+    {{ c.window.end_sql if c.window else "NULL" }},
     t.position,
     t.source_table,
     t.target_table,

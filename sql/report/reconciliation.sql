@@ -11,4 +11,5 @@ SELECT
     unbalanced_ids,
     rejected_by_reason
 FROM {{ c.tgt }}.migration_reconciliation
+WHERE run_id = {{ c.run }}
 ORDER BY position

@@ -6,6 +6,7 @@ import copy
 import itertools
 from pathlib import Path
 
+import pendulum
 import pytest
 from airflow.providers.common.sql.operators.sql import SQLCheckOperator, SQLExecuteQueryOperator
 
@@ -95,3 +96,26 @@ def test_params_accept_valid_values(dag):
     params["source_schema"] = "legacy_copy"
     params["system_tenant_id"] = "6f1c1f0e-1a2b-4c3d-8e9f-0a1b2c3d4e5f"
     assert params.validate()["source_schema"] == "legacy_copy"
+
+
+def test_scheduled_runs_get_real_daily_intervals_in_utc(dag):
+    """Airflow 3 turns a plain "@daily" into zero-length intervals; this timetable must not."""
+    from airflow.timetables.base import TimeRestriction
+
+    first = dag.timetable.next_dagrun_info(
+        last_automated_data_interval=None,
+        restriction=TimeRestriction(earliest=dag.start_date, latest=None, catchup=True),
+    )
+    assert first.data_interval.start == pendulum.datetime(2025, 1, 1, tz="UTC")
+    assert first.data_interval.end == pendulum.datetime(2025, 1, 2, tz="UTC")
+    assert dag.timetable.periodic
+    assert dag.max_active_runs > 1  # concurrent runs are safe by design (advisory locks)
+
+
+def test_every_param_explains_itself_in_the_trigger_form(dag):
+    for name in dag.params:
+        param = dag.params.get_param(name)
+        schema = param.schema
+        assert schema.get("title"), name
+        assert param.description or schema.get("description_md"), name
+        assert {"pattern", "minimum", "enum"} & schema.keys() or schema.get("type") == "boolean", name
