@@ -11,9 +11,26 @@ a second trigger) writes nothing unless a legacy row changed, and then updates t
 Every legacy row either lands (see `migration_id_map`) or is quarantined in `migration_rejects`
 with the whole row and a machine-readable reason. Timestamps are stored in UTC.
 
+**Which calls.** The small tables (tenants, voices, numbers, agents, leads, permissions) are brought
+up to date by every run. Calls:
+
+- *Window* (`window_start` / `window_end` in the form, ISO-8601 with an offset, both or neither):
+  the calls whose `started_at` lies in `[start, end)`, compared as instants (UTC).
+- *Scheduled or backfill run* (daily, midnight to midnight UTC): the calls of its data interval.
+  `airflow backfill create --dag-id voice_agent_tenant_migration --from-date 2025-01-01 --to-date 2025-01-31`.
+- *Manual run without a window*: every call, those without `started_at` included.
+
+**Dry run** (`dry_run`): runs the data steps in one transaction, logs per legacy table how many rows
+would be inserted, updated, left unchanged and rejected (by reason), and rolls back: nothing is written.
+
+**Concurrency.** Runs may overlap (a backfill beside a manual run): each step takes an advisory lock,
+so steps of different runs never interleave, and the call step's partitions lock their share of the
+call ids in a fixed order, so concurrent runs neither double a call nor deadlock.
+
 **Checks** (a failure fails the run, is not retried, and its log gives counts and ids):
 
-- `check_conservation`: per legacy table, rows = landed + rejected, each row exactly once.
+- `check_conservation`: per legacy table, rows = landed + rejected, each row exactly once (for the
+  calls: those of the run's window).
 - `check_no_orphan_tenants`: no migrated row references a NULL or unknown tenant.
 - `check_no_duplicate_natural_keys`: one row per phone number, one lead per tenant and phone.
 - `check_sequences_past_max_id`: every target sequence is past its column's highest id.
@@ -33,6 +50,8 @@ from airflow.timetables.interval import CronDataIntervalTimetable
 
 from voice_agent_migration.operators import (
     SQLReportOperator,
+    choose_mode,
+    dry_run_of,
     migration_check,
     migration_step,
     partitioned_migration_step,
@@ -61,7 +80,8 @@ with DAG(
     user_defined_macros=SQL_MACROS,
     tags=["migration", "voice_agent", "multi-tenant"],
 ) as dag:
-    migrate = [
+    # The steps that move data, in the guide's order, each one transaction.
+    data_steps = [
         migration_step("migrate/00_check_legacy_schema.sql"),
         migration_step("migrate/01_create_target_tables.sql"),
         migration_step("migrate/02_migrate_tenants.sql"),
@@ -72,10 +92,15 @@ with DAG(
         partitioned_migration_step("migrate/07_migrate_voice_calls.sql", partitions="{{ params.call_partitions }}"),
         migration_step("migrate/08_migrate_resource_permissions.sql"),
         migration_step("migrate/09_add_tenant_id_to_caches.sql"),
+    ]
+    # Then maintenance and the run's own records, read by the checks and reports.
+    bookkeeping = [
         migration_step("migrate/10_vacuum_voice_calls.sql", autocommit=True),
         migration_step("migrate/11_record_findings.sql"),
         migration_step("migrate/12_record_reconciliation.sql"),
     ]
+    # A dry run runs the data steps in one transaction, reports what they would do, and rolls back.
+    dry_run = dry_run_of(data_steps, before_sql="report/dry_run_before.sql", report_sql="report/dry_run.sql")
     checks = [
         migration_check("checks/check_conservation.sql"),
         migration_check("checks/check_no_orphan_tenants.sql"),
@@ -93,5 +118,6 @@ with DAG(
         title="Reconciliation per legacy table",
     )
 
+    chain(choose_mode(dry_run=dry_run, migrate=data_steps[0]), [dry_run, data_steps[0]])
     # The reports run beside the checks, so the numbers are in the log even when a check fails.
-    chain(*migrate, [*checks, report_reconciliation, report_findings])
+    chain(*data_steps, *bookkeeping, [*checks, report_reconciliation, report_findings])

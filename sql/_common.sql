@@ -148,4 +148,7 @@ ON CONFLICT (source_table, source_id) DO UPDATE SET
     source_row = excluded.source_row,
     rejected_at = excluded.rejected_at
 WHERE (r.reason, r.source_row) IS DISTINCT FROM (excluded.reason, excluded.source_row);
+
+-- Done with it (a dry run runs every step in one transaction, so it must not outlive its step).
+DROP TABLE staged;
 {%- endmacro -%}

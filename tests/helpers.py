@@ -108,9 +108,26 @@ def load_dag():
     return bag.get_dag(DAG_ID)
 
 
-def run_dag(
-    db: LegacyDatabase, conf: dict[str, str] | None = None, *, step_retries: bool = False
-) -> dict[str, tuple[str, int]]:
+class RunResult(dict):  # ruff: ignore[subclass-builtin] (a plain dict of states, plus two helpers)
+    """{task_id: (state, try_number)} of a finished run, which can also read the run's XComs."""
+
+    def __init__(self, run_id: str, states: dict[str, tuple[str, int]]) -> None:
+        super().__init__(states)
+        self.run_id = run_id
+
+    def xcom(self, task_id: str) -> Any:
+        from airflow.models.xcom import XComModel
+        from airflow.utils.session import create_session
+
+        with create_session() as session:
+            row = session.scalars(
+                XComModel.get_many(run_id=self.run_id, key="return_value", dag_ids=DAG_ID, task_ids=task_id)
+            ).first()
+            assert row is not None, f"{task_id} returned nothing"
+            return XComModel.deserialize_value(row)
+
+
+def run_dag(db: LegacyDatabase, conf: dict[str, Any] | None = None, *, step_retries: bool = False) -> RunResult:
     """Run the real DAG in-process (`dag.test`) against `db`; return {task_id: (state, try_number)}.
 
     Unless `step_retries`, retries are switched off so that a failing step fails at once instead of
@@ -122,7 +139,9 @@ def run_dag(
         for task in dag.tasks:
             task.retries = 0
     dag_run = dag.test(run_conf=conf)
-    return {ti.task_id: (str(ti.state), ti.try_number) for ti in dag_run.get_task_instances()}
+    return RunResult(
+        dag_run.run_id, {ti.task_id: (str(ti.state), ti.try_number) for ti in dag_run.get_task_instances()}
+    )
 
 
 def sql_path(*parts: str) -> Path:

@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 
 from airflow.providers.common.sql.hooks.handlers import fetch_all_handler
 from airflow.providers.common.sql.operators.sql import BaseSQLOperator, SQLCheckOperator, SQLExecuteQueryOperator
+from airflow.sdk import BaseOperator, task
 
 CONN_ID = "voice_agent_db"
 
@@ -31,7 +32,7 @@ def step_task_id(sql_file: str) -> str:
 def migration_step(sql_file: str, *, autocommit: bool = False, **kwargs: Any) -> SQLExecuteQueryOperator:
     """One idempotent step: the whole file runs in one transaction (unless it is maintenance such as
     VACUUM, which cannot) and may be retried."""
-    return SQLExecuteQueryOperator(
+    step = SQLExecuteQueryOperator(
         task_id=step_task_id(sql_file),
         conn_id=CONN_ID,
         sql=sql_file,
@@ -40,6 +41,8 @@ def migration_step(sql_file: str, *, autocommit: bool = False, **kwargs: Any) ->
         **STEP_RETRIES,
         **kwargs,
     )
+    step.sql_file = sql_file  # `sql` becomes the file's text once the DAG is parsed
+    return step
 
 
 class PartitionedSQLOperator(SQLExecuteQueryOperator):
@@ -81,7 +84,7 @@ class PartitionedSQLOperator(SQLExecuteQueryOperator):
 
 def partitioned_migration_step(sql_file: str, partitions: int | str, **kwargs: Any) -> PartitionedSQLOperator:
     """A migration step whose SQL runs in `partitions` concurrent, idempotent transactions."""
-    return PartitionedSQLOperator(
+    step = PartitionedSQLOperator(
         task_id=step_task_id(sql_file),
         conn_id=CONN_ID,
         sql=sql_file,
@@ -89,6 +92,8 @@ def partitioned_migration_step(sql_file: str, partitions: int | str, **kwargs: A
         **STEP_RETRIES,
         **kwargs,
     )
+    step.sql_file = sql_file
+    return step
 
 
 def migration_check(sql_file: str, **kwargs: Any) -> SQLCheckOperator:
@@ -135,3 +140,58 @@ class SQLReportOperator(BaseSQLOperator):
         columns = [desc[0] for desc in hook.last_description]
         self.log.info("%s\n%s", self.title, format_table(columns, rows))
         return [dict(zip(columns, row, strict=True)) for row in rows]
+
+
+class DryRunOperator(BaseSQLOperator):
+    """Runs migration steps in order in ONE transaction on one connection, then a report query that
+    reads what they did, then rolls everything back: the target schema, its sequences included, is
+    left exactly as it was. (The steps' SQL skips what a rollback cannot undo, such as setval.)"""
+
+    template_fields: Sequence[str] = ("before_sql", "steps", "report_sql", *BaseSQLOperator.template_fields)
+    template_ext: Sequence[str] = (".sql",)
+
+    def __init__(self, *, before_sql: str, steps: Sequence[str], report_sql: str, title: str, **kwargs: Any) -> None:
+        super().__init__(conn_id=kwargs.pop("conn_id", CONN_ID), **kwargs)
+        self.before_sql = before_sql
+        self.step_files = list(steps)
+        self.steps = list(steps)
+        self.report_sql = report_sql
+        self.title = title
+
+    def execute(self, context: Any) -> list[dict[str, Any]]:
+        with closing(self.get_db_hook().get_conn()) as conn:
+            try:
+                with closing(conn.cursor()) as cur:
+                    cur.execute(self.before_sql)
+                    for name, sql in zip(self.step_files, self.steps, strict=True):
+                        started = time.monotonic()
+                        cur.execute(sql)
+                        self.log.info("dry run: %s done in %.1fs (not committed)", name, time.monotonic() - started)
+                    cur.execute(self.report_sql)
+                    columns = [desc[0] for desc in cur.description]
+                    rows = cur.fetchall()
+            finally:
+                conn.rollback()
+        self.log.info("dry run rolled back: nothing was written\n%s\n%s", self.title, format_table(columns, rows))
+        return [dict(zip(columns, row, strict=True)) for row in rows]
+
+
+def dry_run_of(steps: Sequence[BaseSQLOperator], before_sql: str, report_sql: str) -> DryRunOperator:
+    """The dry run of these migration steps (built by `migration_step` and friends)."""
+    return DryRunOperator(
+        task_id="dry_run",
+        before_sql=before_sql,
+        steps=[step.sql_file for step in steps],
+        report_sql=report_sql,
+        title="Dry run: what a run would do, per legacy table (nothing was written)",
+    )
+
+
+def choose_mode(*, dry_run: BaseOperator, migrate: BaseOperator) -> Any:
+    """Branch on the `dry_run` param: the dry run alone, or the migration and its checks."""
+
+    @task.branch(task_id="choose_mode")
+    def choose(params: dict[str, Any] | None = None) -> str:
+        return dry_run.task_id if (params or {}).get("dry_run") else migrate.task_id
+
+    return choose()

@@ -58,8 +58,13 @@ ON CONFLICT (id) {{ c.update_if_changed("t", ["tenant_id", "agent_name", "agent_
 
 {{ c.record_outcome("agents_voiceagent", "voice_agents") }}
 
--- Explicit ids do not advance a serial: move it past them (never backwards).
+-- Explicit ids do not advance a serial: move it past them (never backwards). Not in a dry run:
+-- setval is never rolled back.
+-- noqa: disable=LT02
+{% if not params.dry_run -%}
 SELECT setval(seq.id, top.max_id)
 FROM (SELECT pg_get_serial_sequence('{{ c.tgt }}.voice_agents', 'id')::regclass AS id) AS seq
 CROSS JOIN (SELECT max(id) AS max_id FROM {{ c.tgt }}.voice_agents) AS top
 WHERE top.max_id > coalesce(pg_sequence_last_value(seq.id), 0);
+{%- endif %}
+-- noqa: enable=LT02
