@@ -27,26 +27,10 @@ def seed_demo(conn: psycopg.Connection, schema: str = "voice_agent", calls: int 
 
 def create_application_tables(conn: psycopg.Connection, schema: str = "public") -> None:
     """The main application's tables as they exist before the migration, with rows of their own:
-    a leads table without tenant_id and a company_search_cache (no employees_cache)."""
-    conn.execute(f"""
-        CREATE TABLE "{schema}".leads (
-            id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
-            name text NOT NULL,
-            phone text,
-            created_at timestamptz NOT NULL DEFAULT now()
-        );
-        INSERT INTO "{schema}".leads (id, name, phone) VALUES
-            ('7d0c2a4e-0000-4000-8000-000000000001', 'Main-app lead Zoë', '+15550100001'),
-            ('7d0c2a4e-0000-4000-8000-000000000002', 'Main-app lead Omar', NULL);
-        CREATE TABLE "{schema}".company_search_cache (
-            id serial PRIMARY KEY,
-            query text NOT NULL,
-            results jsonb,
-            created_at timestamptz DEFAULT now()
-        );
-        INSERT INTO "{schema}".company_search_cache (query, results) VALUES
-            ('acme', '{{"hits": 3}}'), ('globex', '{{"hits": 0}}');
-    """)
+    a leads table without tenant_id and a company_search_cache (no employees_cache).
+
+    The SQL lives in application_tables.sql, shared with the docker-compose seed script."""
+    conn.execute((HERE / "application_tables.sql").read_text(encoding="utf-8").replace("%(schema)s", schema))
 
 
 def build_demo_database(uri: str, calls: int = 742) -> None:
