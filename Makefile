@@ -27,8 +27,13 @@ lint: $(BIN)/.installed
 	$(BIN)/sqlfluff lint sql
 
 ## test: lint, then the test suite against a real PostgreSQL (embedded unless VOICE_AGENT_PG_URI is set)
-test: lint
+test: lint /usr/bin/chromium
 	$(BIN)/pytest
+
+# The trigger-form test drives Debian's Chromium with Playwright (`playwright install` downloads a browser
+# and cannot work here): installed with apt when missing, which needs root.
+/usr/bin/chromium:
+	apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium
 
 format: $(BIN)/.installed
 	$(BIN)/ruff check --fix .
