@@ -34,7 +34,7 @@ WINDOW = {"window_start": "2025-01-02T00:00:00+00:00", "window_end": "2025-01-03
 @pytest.fixture(scope="module")
 def browser() -> Browser:
     if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: `make browser` (apt-get install chromium) installs it")
+        pytest.fail(f"{CHROMIUM} is missing: `make test` installs it (apt-get install chromium)")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield browser
@@ -92,6 +92,14 @@ def test_window_from_the_form_reaches_the_run(airflow_stack, page):
     (run,) = [r for r in airflow_stack.runs() if r["run_id"] == run_id]
     assert run["run_type"] == "manual"
     assert {key: run["conf"].get(key) for key in WINDOW} == WINDOW
+    # ... and the run migrated that window's calls, not every call.
+    in_window, recorded = airflow_stack.legacy_db.rows(
+        "SELECT (SELECT count(*) FROM voice_agent.call_logs_voiceagent WHERE started_at >= %s AND started_at < %s),"
+        " (SELECT legacy_rows FROM public.migration_reconciliation"
+        "  WHERE run_id = %s AND source_table = 'call_logs_voiceagent')",
+        (WINDOW["window_start"], WINDOW["window_end"], run_id),
+    )[0]
+    assert 0 < recorded == in_window
     page.reload()
     expect(page.get_by_text("Success", exact=True).first).to_be_visible()
     page.screenshot(path=ARTIFACTS / "trigger-form-run-success.png")
