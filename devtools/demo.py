@@ -16,9 +16,9 @@ from devtools.postgres import airflow_connection, create_database, server_uri
 from voice_agent_migration.operators import format_table
 
 
-def print_report(uri: str, sql_file: str, title: str) -> None:
+def print_report(uri: str, sql_file: str, title: str, run_id: str) -> None:
     with psycopg.connect(uri) as conn, conn.cursor() as cur:
-        cur.execute(render_sql(sql_file))
+        cur.execute(render_sql(sql_file, run_id=run_id))
         columns = [d.name for d in cur.description]
         print(f"\n{title}\n{format_table(columns, cur.fetchall())}")
 
@@ -38,8 +38,10 @@ def main() -> int:
             print(f"airflow dags test {DAG_ID} FAILED (exit {run.returncode})")
             return run.returncode
         print(f"airflow dags test {DAG_ID}: success in {elapsed:.1f}s")
-        print_report(uri, "report/reconciliation.sql", "Reconciliation per legacy table")
-        print_report(uri, "report/findings.sql", "Findings for the cutover (not failures)")
+        with psycopg.connect(uri) as conn:  # the run just made (the only one)
+            (run_id,) = conn.execute("SELECT DISTINCT run_id FROM public.migration_reconciliation").fetchone()
+        print_report(uri, "report/reconciliation.sql", f"Reconciliation per legacy table ({run_id})", run_id)
+        print_report(uri, "report/findings.sql", "Findings for the cutover (not failures)", run_id)
     return 0
 
 
