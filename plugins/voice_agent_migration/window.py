@@ -90,5 +90,11 @@ def resolve_window(params: dict[str, Any], dag_run: Any = None) -> Window | None
 
 @jinja2.pass_context
 def migration_window(context: jinja2.runtime.Context) -> Window | None:
-    """Template macro: `{% set window = migration_window() %}`."""
-    return resolve_window(context.get("params") or {}, context.get("dag_run"))
+    """Template macro: `{% set window = migration_window() %}`. A bad window fails the task for good:
+    a retry would render the same params again."""
+    try:
+        return resolve_window(context.get("params") or {}, context.get("dag_run"))
+    except ValueError as err:
+        from airflow.sdk.exceptions import AirflowFailException  # only when rendering fails
+
+        raise AirflowFailException(f"invalid window: {err}") from err

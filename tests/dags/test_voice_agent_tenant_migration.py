@@ -168,3 +168,17 @@ def test_airflow_dags_test_refuses_a_hostile_param_before_any_task_runs(demo_db,
     assert "source_schema" in result.stdout + result.stderr
     assert demo_db.value("SELECT to_regclass('voice_agent.users_voiceagent')::text") == "voice_agent.users_voiceagent"
     assert demo_db.value("SELECT to_regclass('public.voice_calls')") is None
+
+
+def test_an_inconsistent_window_fails_the_first_step_for_good_before_anything_is_written(demo_db):
+    relations = demo_db.rows("SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace ORDER BY 1")
+    states = run_dag(demo_db, {"window_start": "2025-01-02T00:00:00+00:00"}, step_retries=True)
+    assert states["check_legacy_schema"] == ("failed", 1)  # no retry: the same params would fail again
+    assert {state for task, (state, _) in states.items() if task not in {"choose_mode", "check_legacy_schema"}} <= {
+        "upstream_failed",
+        "skipped",
+        "None",
+    }
+    assert demo_db.rows("SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace ORDER BY 1") == (
+        relations
+    )
