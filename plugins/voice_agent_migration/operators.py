@@ -13,6 +13,8 @@ from airflow.providers.common.sql.hooks.handlers import fetch_all_handler
 from airflow.providers.common.sql.operators.sql import BaseSQLOperator, SQLCheckOperator, SQLExecuteQueryOperator
 from airflow.sdk import BaseOperator, task
 
+from voice_agent_migration.alerts import alert_on_failure
+
 CONN_ID = "voice_agent_db"
 
 # Migration steps are idempotent, so a transient fault (a dropped connection, a lock timeout) is
@@ -38,6 +40,7 @@ def migration_step(sql_file: str, *, autocommit: bool = False, **kwargs: Any) ->
         sql=sql_file,
         autocommit=autocommit,
         do_xcom_push=False,
+        on_failure_callback=kwargs.pop("on_failure_callback", alert_on_failure),
         **STEP_RETRIES,
         **kwargs,
     )
@@ -89,6 +92,7 @@ def partitioned_migration_step(sql_file: str, partitions: int | str, **kwargs: A
         conn_id=CONN_ID,
         sql=sql_file,
         partitions=partitions,
+        on_failure_callback=kwargs.pop("on_failure_callback", alert_on_failure),
         **STEP_RETRIES,
         **kwargs,
     )
@@ -104,6 +108,7 @@ def migration_check(sql_file: str, **kwargs: Any) -> SQLCheckOperator:
         sql=sql_file,
         retry_on_failure=False,
         retries=0,
+        on_failure_callback=kwargs.pop("on_failure_callback", alert_on_failure),
         **kwargs,
     )
 
@@ -130,6 +135,7 @@ class SQLReportOperator(BaseSQLOperator):
     template_fields_renderers: ClassVar[dict[str, str]] = {"sql": "sql"}
 
     def __init__(self, *, sql: str, title: str, **kwargs: Any) -> None:
+        kwargs.setdefault("on_failure_callback", alert_on_failure)
         super().__init__(conn_id=kwargs.pop("conn_id", CONN_ID), **kwargs)
         self.sql = sql
         self.title = title
@@ -151,6 +157,7 @@ class DryRunOperator(BaseSQLOperator):
     template_ext: Sequence[str] = (".sql",)
 
     def __init__(self, *, before_sql: str, steps: Sequence[str], report_sql: str, title: str, **kwargs: Any) -> None:
+        kwargs.setdefault("on_failure_callback", alert_on_failure)
         super().__init__(conn_id=kwargs.pop("conn_id", CONN_ID), **kwargs)
         self.before_sql = before_sql
         self.step_files = list(steps)
@@ -190,7 +197,7 @@ def dry_run_of(steps: Sequence[BaseSQLOperator], before_sql: str, report_sql: st
 def choose_mode(*, dry_run: BaseOperator, migrate: BaseOperator) -> Any:
     """Branch on the `dry_run` param: the dry run alone, or the migration and its checks."""
 
-    @task.branch(task_id="choose_mode")
+    @task.branch(task_id="choose_mode", on_failure_callback=alert_on_failure)
     def choose(params: dict[str, Any] | None = None) -> str:
         return dry_run.task_id if (params or {}).get("dry_run") else migrate.task_id
 

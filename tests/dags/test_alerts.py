@@ -1,0 +1,154 @@
+"""Failure alerts of the real DAG, delivered by Apprise to a real HTTP receiver on loopback."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import quote
+
+import pytest
+
+from devtools.airflow_env import DAG_ID
+from tests import helpers
+from tests.helpers import run_dag
+
+BASE_URL = "http://airflow.example.test:8080/"
+STRAY_TENANT = "99999999-9999-4999-8999-999999999999"
+SYSTEM_TENANT = "00000000-0000-0000-0000-000000000000"
+
+
+class Receiver:
+    """An HTTP server on 127.0.0.1 that keeps every POSTed JSON body with its path."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[str, dict]] = []
+        received = self.received
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", 0))
+                received.append((self.path, json.loads(self.rfile.read(length))))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:  # keep the test output quiet
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def alerts(self) -> list[dict]:
+        return [body for path, body in self.received if path == "/alerts"]
+
+
+@pytest.fixture
+def receiver(monkeypatch):
+    """The receiver, wired in as the `apprise_default` connection; the log links use BASE_URL."""
+    receiver = Receiver()
+    receiver.thread.start()
+    config = {"path": f"json://127.0.0.1:{receiver.port}/alerts", "tag": "alerts"}
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_APPRISE_DEFAULT", json.dumps({"conn_type": "apprise", "extra": {"config": config}})
+    )
+    monkeypatch.setenv("AIRFLOW__API__BASE_URL", BASE_URL)
+    yield receiver
+    receiver.server.shutdown()
+    receiver.server.server_close()
+
+
+@pytest.fixture
+def instant_retries(monkeypatch):
+    """The DAG as loaded by run_dag, but its steps retry at once instead of after their backoff."""
+    load_dag = helpers.load_dag
+
+    def load_dag_with_instant_retries():
+        dag = load_dag()
+        for task in dag.tasks:
+            task.retry_delay = timedelta(0)
+            task.retry_exponential_backoff = False
+        return dag
+
+    monkeypatch.setattr(helpers, "load_dag", load_dag_with_instant_retries)
+
+
+def failed(states) -> dict[str, str]:
+    return {task: state for task, (state, _) in states.items() if state not in {"success", "skipped"}}
+
+
+def log_url(run_id: str, task_id: str, try_number: int = 1) -> str:
+    return f"{BASE_URL.rstrip('/')}/dags/{DAG_ID}/runs/{quote(run_id)}/tasks/{task_id}?try_number={try_number}"
+
+
+def test_a_planted_orphan_sends_one_alert_with_what_the_check_found(demo_db, receiver):
+    assert failed(run_dag(demo_db)) == {}
+    assert receiver.received == []  # a clean run sends no failure alert
+    stray = "0a000000-0000-4000-8000-00000000dead"
+    demo_db.execute("INSERT INTO voice_calls (id, tenant_id) VALUES (%s, %s)", (stray, STRAY_TENANT))
+
+    states = run_dag(demo_db)
+
+    assert failed(states) == {"check_no_orphan_tenants": "failed"}
+    (alert,) = receiver.alerts()
+    assert alert["type"] == "failure"
+    assert alert["title"] == f"[{DAG_ID}] check check_no_orphan_tenants failed"
+    assert alert["message"] == (
+        f"DAG: {DAG_ID}\n"
+        f"Run: {states.run_id}\n"
+        "Task: check_no_orphan_tenants (try 1 of 1)\n"
+        "Found:\n"
+        f"  voice_calls: 1 rows without a valid tenant e.g. {stray}\n"
+        f"Log: {log_url(states.run_id, 'check_no_orphan_tenants')}"
+    )
+    assert "SELECT" not in alert["message"]  # the finding, not the check's query
+
+
+def test_a_planted_duplicate_sends_one_alert_naming_the_number(demo_db, receiver):
+    assert failed(run_dag(demo_db)) == {}
+    demo_db.execute("ALTER TABLE phone_numbers DROP CONSTRAINT phone_numbers_phone_number_key")
+    demo_db.execute("INSERT INTO phone_numbers (tenant_id, phone_number) VALUES (%s, '+14155550101')", (SYSTEM_TENANT,))
+
+    states = run_dag(demo_db)
+
+    assert failed(states) == {"check_no_duplicate_natural_keys": "failed"}
+    (alert,) = receiver.alerts()
+    assert alert["title"] == f"[{DAG_ID}] check check_no_duplicate_natural_keys failed"
+    assert f"Run: {states.run_id}\n" in alert["message"]
+    assert "Found:\n  phone_numbers(phone_number) = +14155550101 held 2 times\n" in alert["message"]
+    assert alert["message"].endswith(f"Log: {log_url(states.run_id, 'check_no_duplicate_natural_keys')}")
+
+
+def test_a_broken_step_alerts_once_after_its_last_retry(demo_db, receiver, instant_retries):
+    demo_db.execute("ALTER TABLE voice_agent.call_logs_voiceagent DROP COLUMN cost_breakdown")
+
+    states = run_dag(demo_db, step_retries=True)
+
+    assert states["check_legacy_schema"] == ("failed", 3)  # two retries, then the failure is final
+    assert {task for task, state in failed(states).items() if state != "upstream_failed"} == {"check_legacy_schema"}
+    (alert,) = receiver.alerts()  # not one per try, nor one per task downstream
+    assert alert["title"] == f"[{DAG_ID}] task check_legacy_schema failed"
+    message = alert["message"]
+    assert message.startswith(f"DAG: {DAG_ID}\nRun: {states.run_id}\nTask: check_legacy_schema (try 3 of 3)\nError:\n")
+    assert "legacy schema is missing: voice_agent.call_logs_voiceagent.cost_breakdown" in message
+    assert message.endswith(f"Log: {log_url(states.run_id, 'check_legacy_schema', try_number=3)}")
+
+
+def test_a_clean_run_sends_nothing(demo_db, receiver):
+    assert failed(run_dag(demo_db)) == {}
+    assert receiver.received == []
+
+
+def test_without_the_connection_the_run_is_unchanged_and_the_log_says_so(demo_db, capfd, monkeypatch):
+    monkeypatch.delenv("AIRFLOW_CONN_APPRISE_DEFAULT", raising=False)
+    demo_db.execute("ALTER TABLE voice_agent.call_logs_voiceagent DROP COLUMN cost_breakdown")
+    capfd.readouterr()
+
+    states = run_dag(demo_db)
+
+    assert states["check_legacy_schema"] == ("failed", 1)
+    out = capfd.readouterr()
+    log = out.out + out.err
+    assert "alerts not configured" in log
+    assert "could not send the failure alert" not in log

@@ -1,0 +1,194 @@
+"""The text of a failure alert, from the exceptions the real operators raise on a real database."""
+
+from __future__ import annotations
+
+import json
+import logging
+from types import SimpleNamespace
+
+import pytest
+from airflow.providers.common.sql.operators.sql import SQLCheckOperator, SQLExecuteQueryOperator
+
+from devtools.postgres import airflow_connection
+from tests.dags.test_alerts import Receiver
+from voice_agent_migration.alerts import (
+    alert_on_failure,
+    check_finding,
+    destinations_tagged,
+    error_excerpt,
+    failure_message,
+    log_link,
+)
+
+DAG_ID = "voice_agent_tenant_migration"
+RUN_ID = "manual__2025-06-01T10:00:00+00:00"
+RUN_ID_QUOTED = "manual__2025-06-01T10%3A00%3A00%2B00%3A00"
+BASE_URL = "https://airflow.example.test/"
+ORPHANS = (
+    "voice_calls: 2 rows without a valid tenant e.g. 0a00-1 0a00-2; leads: 1 rows without a valid tenant e.g. 7d0c"
+)
+# As the check files do: a CTE, then one row (passed, detail).
+CHECK_SQL = f"WITH found AS (SELECT 1)\nSELECT false AS no_orphans, '{ORPHANS}' AS detail FROM found"
+
+
+@pytest.fixture
+def db_conn(legacy_db, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_VOICE_AGENT_DB", airflow_connection(legacy_db.uri))
+    monkeypatch.setenv("AIRFLOW__API__BASE_URL", BASE_URL)
+    return legacy_db
+
+
+def raised_by(operator) -> BaseException:
+    with pytest.raises(Exception) as caught:
+        operator.execute(context={})
+    return caught.value
+
+
+@pytest.fixture
+def check_error(db_conn) -> BaseException:
+    """What SQLCheckOperator raises when the check row says it failed."""
+    return raised_by(
+        SQLCheckOperator(
+            task_id="check_no_orphan_tenants", conn_id="voice_agent_db", sql=CHECK_SQL, retry_on_failure=False
+        )
+    )
+
+
+@pytest.fixture
+def step_error(db_conn) -> BaseException:
+    """What a step raises when its SQL raises, as the preflight does on a missing column."""
+    sql = """DO $$ BEGIN
+        RAISE EXCEPTION 'legacy schema is missing: %', 'voice_agent.call_logs_voiceagent.cost_breakdown'
+            USING HINT = 'check the source_schema param and the voice_agent_db connection';
+    END $$;"""
+    return raised_by(SQLExecuteQueryOperator(task_id="check_legacy_schema", conn_id="voice_agent_db", sql=sql))
+
+
+def task_instance(task_id: str, try_number: int = 1, max_tries: int = 0) -> SimpleNamespace:
+    """The attributes of a runtime task instance the alert reads (its log_url aside)."""
+    return SimpleNamespace(
+        dag_id=DAG_ID, run_id=RUN_ID, task_id=task_id, try_number=try_number, max_tries=max_tries, map_index=-1
+    )
+
+
+def apprise_connection(config) -> str:
+    return json.dumps({"conn_type": "apprise", "extra": {"config": config}})
+
+
+def test_the_check_error_is_the_one_the_alert_expects(check_error):
+    assert type(check_error).__name__ == "AirflowFailException"
+    assert str(check_error).startswith("Test failed.\nQuery:\nWITH found AS")
+
+
+def test_a_failed_check_alert_shows_what_it_found_and_not_its_query(check_error):
+    context = {"ti": task_instance("check_no_orphan_tenants"), "run_id": RUN_ID, "exception": check_error}
+
+    title, body = failure_message(context)
+
+    assert title == f"[{DAG_ID}] check check_no_orphan_tenants failed"
+    assert body == (
+        f"DAG: {DAG_ID}\n"
+        f"Run: {RUN_ID}\n"
+        "Task: check_no_orphan_tenants (try 1 of 1)\n"
+        "Found:\n"
+        "  voice_calls: 2 rows without a valid tenant e.g. 0a00-1 0a00-2\n"
+        "  leads: 1 rows without a valid tenant e.g. 7d0c\n"
+        f"Log: https://airflow.example.test/dags/{DAG_ID}/runs/{RUN_ID_QUOTED}/tasks/check_no_orphan_tenants"
+        "?try_number=1"
+    )
+
+
+def test_a_failed_step_alert_shows_the_errors_first_lines(step_error):
+    context = {"ti": task_instance("check_legacy_schema", 3, 2), "run_id": RUN_ID, "exception": step_error}
+
+    title, body = failure_message(context)
+
+    assert title == f"[{DAG_ID}] task check_legacy_schema failed"
+    lines = body.splitlines()
+    assert lines[:4] == [f"DAG: {DAG_ID}", f"Run: {RUN_ID}", "Task: check_legacy_schema (try 3 of 3)", "Error:"]
+    assert lines[4].endswith(": legacy schema is missing: voice_agent.call_logs_voiceagent.cost_breakdown")
+    assert "check the source_schema param" in lines[5]
+    assert lines[-1].endswith("/tasks/check_legacy_schema?try_number=3")
+
+
+def test_the_runtime_task_instances_own_log_url_is_used():
+    ti = SimpleNamespace(**vars(task_instance("migrate_voices")), log_url="https://ui.example/the-log")
+    assert log_link(ti) == "https://ui.example/the-log"
+
+
+def test_many_findings_and_long_errors_are_cut_to_a_message_size():
+    detail = "; ".join(f"table_{i}: 1 rows" for i in range(25))
+    context = {"ti": task_instance("check_conservation"), "exception": f"Test failed.\nResults:\n(False, '{detail}')"}
+    _, body = failure_message(context)
+    assert body.count(": 1 rows") == 10 and "  table_9: 1 rows\n  ... and 15 more (see the log)\n" in body
+    excerpt = error_excerpt(RuntimeError("\n".join(f"line {i}" for i in range(20))))
+    assert excerpt == ["RuntimeError: line 0", *(f"line {i}" for i in range(1, 6)), "... (14 more lines in the log)"]
+
+
+@pytest.mark.parametrize(
+    ("message", "finding"),
+    [
+        ("Test failed.\nQuery:\nSELECT 1\nResults:\n(False, 'x: 1 rows')", "x: 1 rows"),
+        ("Test failed.\nQuery:\nSELECT 'Results:\n'\nResults:\n(None, 'a')", "a"),  # the query may say Results
+        ("Test failed.\nQuery:\nSELECT 1\nResults:\n(False, Decimal('1'))", "(False, Decimal('1'))"),
+        ("The following query returned zero rows: SELECT 1", "the check returned no row"),
+        ('relation "voice_calls" does not exist', None),
+    ],
+)
+def test_check_finding(message, finding):
+    assert check_finding(message) == finding
+
+
+def test_the_callback_sends_the_text_as_is_never_as_a_template(monkeypatch):
+    """Braces in an error reach the receiver unchanged (the notifier is not rendered with Jinja)."""
+    receiver = Receiver()
+    receiver.thread.start()
+    try:
+        config = {"path": f"json://127.0.0.1:{receiver.port}/alerts", "tag": "alerts"}
+        monkeypatch.setenv("AIRFLOW_CONN_APPRISE_DEFAULT", apprise_connection(config))
+        error = ValueError('bad row {"id": 1} {{ params.x }} {# not a comment #}')
+        alert_on_failure({"ti": task_instance("migrate_leads"), "exception": error})
+    finally:
+        receiver.server.shutdown()
+        receiver.server.server_close()
+    (alert,) = receiver.alerts()
+    assert 'ValueError: bad row {"id": 1} {{ params.x }} {# not a comment #}' in alert["message"]
+
+
+@pytest.mark.parametrize(
+    ("config", "tagged"),
+    [
+        ({"path": "json://h/a", "tag": "alerts"}, 1),
+        ([{"path": "slack://a", "tag": "alerts, summary"}, {"path": "mailto://b", "tag": ["alerts"]}], 2),
+        ('[{"path": "slack://a", "tag": "alerts"}, {"path": "json://h/s", "tag": "summary"}]', 1),
+        ({"path": "slack://a"}, 0),  # untagged: Apprise would skip it for tag "alerts"
+        (None, 0),
+    ],
+)
+def test_destinations_tagged(config, tagged):
+    assert destinations_tagged(config) == tagged
+
+
+def test_the_callback_never_raises(monkeypatch, caplog):
+    caplog.set_level(logging.INFO, logger="voice_agent_migration.alerts")
+    context = {"ti": task_instance("migrate_leads"), "exception": RuntimeError("boom")}
+
+    monkeypatch.delenv("AIRFLOW_CONN_APPRISE_DEFAULT", raising=False)
+    alert_on_failure(context)
+    assert "alerts not configured: no Airflow connection 'apprise_default'" in caplog.text
+
+    monkeypatch.setenv("AIRFLOW_CONN_APPRISE_DEFAULT", apprise_connection({"path": "json://127.0.0.1:9/alerts"}))
+    alert_on_failure(context)
+    assert "alerts not configured: no destination in connection 'apprise_default' is tagged 'alerts'" in caplog.text
+
+    # Nothing listens on port 9 (discard) of loopback: Apprise fails to deliver, the task goes on.
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_APPRISE_DEFAULT", apprise_connection({"path": "json://127.0.0.1:9/alerts", "tag": "alerts"})
+    )
+    alert_on_failure(context)
+    assert "could not send" not in caplog.text
+
+    monkeypatch.setenv("AIRFLOW_CONN_APPRISE_DEFAULT", apprise_connection("not json"))
+    alert_on_failure(context)
+    alert_on_failure({})  # no task instance at all
+    assert caplog.text.count("could not send the failure alert through 'apprise_default'") == 2
