@@ -34,6 +34,15 @@ call ids in a fixed order, so concurrent runs neither double a call nor deadlock
 - `check_no_orphan_tenants`: no migrated row references a NULL or unknown tenant.
 - `check_no_duplicate_natural_keys`: one row per phone number, one lead per tenant and phone.
 - `check_sequences_past_max_id`: every target sequence is past its column's highest id.
+- `check_content_matches_legacy`: voices, numbers, agents and the run's calls hold what the mapping
+  says, recomputed from the legacy rows (a digest per table and tenant; ids where they differ).
+- `check_run_balanced`: the run's account balances per table and tenant (in scope = inserted +
+  updated + unchanged + rejected) and accounts for every write.
+
+**The run's record** (`report_run`, last, whatever happened): `migration_runs` (run id, type, window,
+params, start, end, outcome, failed tasks) and `migration_run_tables` (per legacy table and tenant:
+in scope, inserted, updated, unchanged, rejected by reason, cross-tenant findings), printed in its log
+and returned as its XCom.
 
 **Findings** (reported, never failing): calls whose agent or lead belongs to another tenant (marking
 grants in `resource_permissions` that cover them) and calls whose agent, lead or voice was quarantined;
@@ -57,6 +66,7 @@ from voice_agent_migration.operators import (
     partitioned_migration_step,
 )
 from voice_agent_migration.params import MIGRATION_PARAMS
+from voice_agent_migration.run_report import run_report
 from voice_agent_migration.templating import SQL_FILTERS, SQL_MACROS
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
@@ -98,6 +108,7 @@ with DAG(
         migration_step("migrate/10_vacuum_voice_calls.sql", autocommit=True),
         migration_step("migrate/11_record_findings.sql"),
         migration_step("migrate/12_record_reconciliation.sql"),
+        migration_step("migrate/13_record_run_detail.sql"),
     ]
     # A dry run runs the data steps in one transaction, reports what they would do, and rolls back.
     dry_run = dry_run_of(data_steps, before_sql="report/dry_run_before.sql", report_sql="report/dry_run.sql")
@@ -106,6 +117,8 @@ with DAG(
         migration_check("checks/check_no_orphan_tenants.sql"),
         migration_check("checks/check_no_duplicate_natural_keys.sql"),
         migration_check("checks/check_sequences_past_max_id.sql"),
+        migration_check("checks/check_content_matches_legacy.sql"),
+        migration_check("checks/check_run_balanced.sql"),
     ]
     report_findings = SQLReportOperator(
         task_id="report_findings",
@@ -121,3 +134,8 @@ with DAG(
     chain(choose_mode(dry_run=dry_run, migrate=data_steps[0]), [dry_run, data_steps[0]])
     # The reports run beside the checks, so the numbers are in the log even when a check fails.
     chain(*data_steps, *bookkeeping, [*checks, report_reconciliation, report_findings])
+    # Last, whatever happened: the run's outcome and its account per tenant (a teardown, so a failed
+    # check still fails the run).
+    chain(
+        [*checks, report_reconciliation, report_findings], run_report("report/run_outcome.sql", "report/run_detail.sql")
+    )

@@ -1,5 +1,5 @@
 """`make demo`: a throwaway PostgreSQL, the demo legacy database, one real `airflow dags test`,
-then the reconciliation and the findings as the DAG's report tasks compute them."""
+then the reconciliation, the findings and the per-tenant account as the DAG's report tasks show them."""
 
 from __future__ import annotations
 
@@ -42,6 +42,7 @@ def main() -> int:
             (run_id,) = conn.execute("SELECT DISTINCT run_id FROM public.migration_reconciliation").fetchone()
         print_report(uri, "report/reconciliation.sql", f"Reconciliation per legacy table ({run_id})", run_id)
         print_report(uri, "report/findings.sql", "Findings for the cutover (not failures)", run_id)
+        print_report(uri, "report/run_detail.sql", "Run account per legacy table and tenant (report_run)", run_id)
     return 0
 
 

@@ -15,6 +15,7 @@
   values compares instants, so the session's TimeZone cannot move a call in or out of a window.
 -#}
 {%- set window = migration_window() -%}
+{%- set run_type = migration_run_type() -%}
 {%- macro in_window(started_at) -%}
 {%- if window -%}
 ({{ started_at }} >= {{ window.start_sql }} AND {{ started_at }} < {{ window.end_sql }})
@@ -102,6 +103,33 @@ DO UPDATE SET
 {%- endif %}
 WHERE ({% for col in columns %}{{ alias }}.{{ col }}{{ ", " if not loop.last }}{% endfor %})
     IS DISTINCT FROM ({% for col in columns %}excluded.{{ col }}{{ ", " if not loop.last }}{% endfor %})
+{%- endmacro -%}
+
+{#-
+  Counts what an upsert wrote into this run's migration_run_writes, per tenant: follows
+  `WITH written AS (INSERT ... ON CONFLICT ... DO UPDATE ... RETURNING t.id, t.tenant_id, t.xmax)`.
+  A row the upsert inserted has xmax 0 in RETURNING; one it updated carries the row lock. Counts are
+  in legacy rows: a small table's written target row counts every staged legacy row mapped onto it
+  (merged leads), a call counts once. Additive, so a retried step adds what its retry wrote; a
+  partition of the call step keeps its own counter row, so concurrent partitions never wait on one.
+-#}
+{%- macro count_writes(source_table, from_staged=True, part="0") -%}
+INSERT INTO {{ tgt }}.migration_run_writes AS w (run_id, source_table, tenant_id, part, inserted, updated)
+SELECT
+    {{ run }},
+    '{{ source_table }}',
+    written.tenant_id,
+    {{ part }},
+    count(*) FILTER (WHERE written.xmax = '0'::xid),
+    count(*) FILTER (WHERE written.xmax <> '0'::xid)
+FROM written
+{%- if from_staged %}
+INNER JOIN staged AS s ON written.id::text = s.target_id AND s.reason IS NULL
+{%- endif %}
+GROUP BY written.tenant_id
+ON CONFLICT (run_id, source_table, tenant_id, part) DO UPDATE SET
+    inserted = w.inserted + excluded.inserted,
+    updated = w.updated + excluded.updated
 {%- endmacro -%}
 
 {#-

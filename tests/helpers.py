@@ -14,7 +14,7 @@ from devtools.airflow_env import DAG_ID, REPO, SQL_DIR, render_sql
 from devtools.postgres import airflow_connection
 
 # Tables where every run appends its own record: a re-run adds to them by design.
-RUN_RECORD_TABLES = {"migration_reconciliation"}
+RUN_RECORD_TABLES = {"migration_reconciliation", "migration_runs", "migration_run_writes", "migration_run_tables"}
 
 MIGRATION_STEPS = sorted(str(p.relative_to(SQL_DIR)) for p in (SQL_DIR / "migrate").glob("*.sql"))
 
@@ -69,9 +69,11 @@ class LegacyDatabase:
                 return
 
     def check(self, name: str, **params: str) -> tuple[bool, str]:
-        """Run a check as the DAG does; conservation reads the reconciliation, so record it first."""
+        """Run a check as the DAG does; conservation and balance read the run's records: record them first."""
         if name == "check_conservation":
             self.run_sql_file("migrate/12_record_reconciliation.sql", **params)
+        if name == "check_run_balanced":
+            self.run_sql_file("migrate/13_record_run_detail.sql", **params)
         (row,) = self.run_sql_file(f"checks/{name}.sql", **params)
         return row
 

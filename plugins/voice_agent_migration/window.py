@@ -98,3 +98,10 @@ def migration_window(context: jinja2.runtime.Context) -> Window | None:
         from airflow.sdk.exceptions import AirflowFailException  # only when rendering fails
 
         raise AirflowFailException(f"invalid window: {err}") from err
+
+
+@jinja2.pass_context
+def migration_run_type(context: jinja2.runtime.Context) -> str:
+    """Template macro: the run's type (manual, scheduled, backfill, ...); manual outside Airflow."""
+    run_type = getattr(context.get("dag_run"), "run_type", None) or "manual"
+    return str(getattr(run_type, "value", run_type))

@@ -195,6 +195,63 @@ CREATE TABLE IF NOT EXISTS {{ c.tgt }}.migration_reconciliation (
     PRIMARY KEY (run_id, source_table)
 );
 
+-- Every run records itself (outcome set by its final report_run task) ...
+CREATE TABLE IF NOT EXISTS {{ c.tgt }}.migration_runs (
+    run_id text PRIMARY KEY,
+    run_type text NOT NULL,
+    window_start timestamptz,
+    window_end timestamptz,
+    params jsonb NOT NULL,
+    started_at timestamp NOT NULL,
+    ended_at timestamp,
+    outcome text NOT NULL DEFAULT 'running' CHECK (outcome IN ('running', 'success', 'failed')),
+    failed_tasks text[] NOT NULL DEFAULT '{}'
+);
+
+-- ... what its steps wrote, per legacy table and tenant (counted by the upserts themselves; one
+-- counter row per partition of the call step) ...
+CREATE TABLE IF NOT EXISTS {{ c.tgt }}.migration_run_writes (
+    run_id text NOT NULL,
+    source_table text NOT NULL,
+    tenant_id uuid NOT NULL,
+    part integer NOT NULL,
+    inserted bigint NOT NULL,
+    updated bigint NOT NULL,
+    PRIMARY KEY (run_id, source_table, tenant_id, part)
+);
+
+-- ... and its account per legacy table and tenant: in scope = inserted + updated + unchanged + rejected.
+-- tenant_id is NULL for rows whose tenant cannot be known (their owner has no organization).
+CREATE TABLE IF NOT EXISTS {{ c.tgt }}.migration_run_tables (
+    run_id text NOT NULL,
+    source_table text NOT NULL,
+    target_table text NOT NULL,
+    tenant_id uuid,
+    in_scope bigint NOT NULL,
+    inserted bigint NOT NULL,
+    updated bigint NOT NULL,
+    unchanged bigint NOT NULL,
+    rejected bigint NOT NULL,
+    rejected_by_reason jsonb NOT NULL,
+    cross_tenant_findings bigint NOT NULL
+);
+
+CREATE INDEX IF NOT EXISTS migration_run_tables_run_id ON {{ c.tgt }}.migration_run_tables (run_id);
+
+INSERT INTO {{ c.tgt }}.migration_runs AS r (run_id, run_type, window_start, window_end, params, started_at)
+VALUES (
+    {{ c.run }},
+    {{ c.run_type | text_literal }},
+    {{ c.window.start_sql if c.window else "NULL" }},
+    {{ c.window.end_sql if c.window else "NULL" }},
+    {{ params | tojson | text_literal }}::jsonb,
+    {{ c.now_utc() }}
+)
+ON CONFLICT (run_id) DO UPDATE SET  -- a cleared and re-run run is running again
+    outcome = 'running',
+    ended_at = NULL,
+    failed_tasks = '{}';
+
 -- Findings are not failures: references the cutover must decide on (cross-tenant, dangling).
 CREATE TABLE IF NOT EXISTS {{ c.tgt }}.migration_findings (
     kind text NOT NULL,

@@ -28,26 +28,31 @@ FROM (
     FROM {{ c.src }}.voices_voiceagent AS v
 ) AS mapped;
 
-INSERT INTO {{ c.tgt }}.voices AS t (
-    id, tenant_id, voice_name, description, voice_sample_url, provider, language, gender,
-    is_active, metadata, created_at, updated_at
+WITH written AS (
+    INSERT INTO {{ c.tgt }}.voices AS t (
+        id, tenant_id, voice_name, description, voice_sample_url, provider, language, gender,
+        is_active, metadata, created_at, updated_at
+    )
+    SELECT
+        s.target_id,
+        {{ c.system_tenant }},
+        s.voice_name,
+        s.description,
+        s.voice_sample_url,
+        s.provider,
+        'en',
+        s.gender,
+        TRUE,
+        s.metadata,
+        {{ c.now_utc() }},
+        {{ c.now_utc() }}
+    FROM staged AS s
+    WHERE s.reason IS NULL
+    ON CONFLICT (id) {{ c.update_if_changed("t", ["tenant_id", "voice_name", "description", "voice_sample_url",
+        "provider", "language", "gender", "is_active", "metadata"]) }}
+    RETURNING t.id, t.tenant_id, t.xmax
 )
-SELECT
-    s.target_id,
-    {{ c.system_tenant }},
-    s.voice_name,
-    s.description,
-    s.voice_sample_url,
-    s.provider,
-    'en',
-    s.gender,
-    TRUE,
-    s.metadata,
-    {{ c.now_utc() }},
-    {{ c.now_utc() }}
-FROM staged AS s
-WHERE s.reason IS NULL
-ON CONFLICT (id) {{ c.update_if_changed("t", ["tenant_id", "voice_name", "description", "voice_sample_url",
-    "provider", "language", "gender", "is_active", "metadata"]) }};
+
+{{ c.count_writes("voices_voiceagent") }};
 
 {{ c.record_outcome("voices_voiceagent", "voices") }}

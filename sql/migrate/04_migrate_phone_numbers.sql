@@ -32,24 +32,29 @@ FROM (
     FROM {{ c.src }}.numbers_voiceagent AS n
 ) AS mapped;
 
-INSERT INTO {{ c.tgt }}.phone_numbers AS t (
-    id, tenant_id, phone_number, provider, number_type, capabilities, is_active, metadata,
-    created_at, updated_at
+WITH written AS (
+    INSERT INTO {{ c.tgt }}.phone_numbers AS t (
+        id, tenant_id, phone_number, provider, number_type, capabilities, is_active, metadata,
+        created_at, updated_at
+    )
+    SELECT
+        s.target_id::uuid,
+        {{ c.system_tenant }},
+        s.phone_number,
+        s.provider,
+        s.number_type,
+        '["voice"]'::jsonb,
+        s.is_active,
+        s.metadata,
+        s.created_at,
+        {{ c.now_utc() }}
+    FROM staged AS s
+    WHERE s.reason IS NULL
+    ON CONFLICT (id) {{ c.update_if_changed("t", ["tenant_id", "phone_number", "provider", "number_type",
+        "capabilities", "is_active", "metadata", "created_at"]) }}
+    RETURNING t.id, t.tenant_id, t.xmax
 )
-SELECT
-    s.target_id::uuid,
-    {{ c.system_tenant }},
-    s.phone_number,
-    s.provider,
-    s.number_type,
-    '["voice"]'::jsonb,
-    s.is_active,
-    s.metadata,
-    s.created_at,
-    {{ c.now_utc() }}
-FROM staged AS s
-WHERE s.reason IS NULL
-ON CONFLICT (id) {{ c.update_if_changed("t", ["tenant_id", "phone_number", "provider", "number_type",
-    "capabilities", "is_active", "metadata", "created_at"]) }};
+
+{{ c.count_writes("numbers_voiceagent") }};
 
 {{ c.record_outcome("numbers_voiceagent", "phone_numbers") }}

@@ -38,23 +38,28 @@ FROM (
     LEFT JOIN {{ c.src }}.users_voiceagent AS u ON a.created_by = u.id
 ) AS mapped;
 
-INSERT INTO {{ c.tgt }}.voice_agents AS t (
-    id, tenant_id, agent_name, agent_language, voice_id, is_active, metadata, created_at, updated_at
+WITH written AS (
+    INSERT INTO {{ c.tgt }}.voice_agents AS t (
+        id, tenant_id, agent_name, agent_language, voice_id, is_active, metadata, created_at, updated_at
+    )
+    SELECT
+        s.legacy_id::integer,
+        s.organization_id,
+        s.agent_name,
+        s.agent_language,
+        s.voice_id,
+        TRUE,
+        s.metadata,
+        s.created_at,
+        {{ c.now_utc() }}
+    FROM staged AS s
+    WHERE s.reason IS NULL
+    ON CONFLICT (id) {{ c.update_if_changed("t", ["tenant_id", "agent_name", "agent_language", "voice_id",
+        "is_active", "metadata", "created_at"]) }}
+    RETURNING t.id, t.tenant_id, t.xmax
 )
-SELECT
-    s.legacy_id::integer,
-    s.organization_id,
-    s.agent_name,
-    s.agent_language,
-    s.voice_id,
-    TRUE,
-    s.metadata,
-    s.created_at,
-    {{ c.now_utc() }}
-FROM staged AS s
-WHERE s.reason IS NULL
-ON CONFLICT (id) {{ c.update_if_changed("t", ["tenant_id", "agent_name", "agent_language", "voice_id",
-    "is_active", "metadata", "created_at"]) }};
+
+{{ c.count_writes("agents_voiceagent") }};
 
 {{ c.record_outcome("agents_voiceagent", "voice_agents") }}
 

@@ -92,18 +92,23 @@ SELECT
 FROM legacy
 WHERE legacy.reason IS NOT NULL;
 
-INSERT INTO {{ c.tgt }}.leads AS t (id, tenant_id, name, phone, source, status, metadata)
-SELECT
-    s.target_id::uuid,
-    s.tenant_id,
-    s.name,
-    s.phone,
-    'voice_agent',
-    'active',
-    s.metadata
-FROM staged AS s
-WHERE s.writes_lead
-ON CONFLICT (id) {{ c.update_if_changed("t", ["tenant_id", "name", "phone", "source", "status", "metadata"],
-    touch=False) }};
+WITH written AS (
+    INSERT INTO {{ c.tgt }}.leads AS t (id, tenant_id, name, phone, source, status, metadata)
+    SELECT
+        s.target_id::uuid,
+        s.tenant_id,
+        s.name,
+        s.phone,
+        'voice_agent',
+        'active',
+        s.metadata
+    FROM staged AS s
+    WHERE s.writes_lead
+    ON CONFLICT (id) {{ c.update_if_changed("t", ["tenant_id", "name", "phone", "source", "status", "metadata"],
+        touch=False) }}
+    RETURNING t.id, t.tenant_id, t.xmax
+)
+
+{{ c.count_writes("leads_voiceagent") }};
 
 {{ c.record_outcome("leads_voiceagent", "leads") }}

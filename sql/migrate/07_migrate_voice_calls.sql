@@ -184,34 +184,39 @@ ON CONFLICT (source_table, source_id) DO UPDATE SET
     rejected_at = excluded.rejected_at
 WHERE (r.reason, r.source_row) IS DISTINCT FROM (excluded.reason, excluded.source_row);
 
-INSERT INTO {{ c.tgt }}.voice_calls AS t (
-    id, tenant_id, voice_id, agent_id, from_number, to_number, status, added_context, lead_id,
-    initiated_by, recording_url, started_at, ended_at, created_at, updated_at, metadata
+WITH written AS (
+    INSERT INTO {{ c.tgt }}.voice_calls AS t (
+        id, tenant_id, voice_id, agent_id, from_number, to_number, status, added_context, lead_id,
+        initiated_by, recording_url, started_at, ended_at, created_at, updated_at, metadata
+    )
+    SELECT
+        m.id,
+        m.tenant_id,
+        m.voice_id,
+        m.agent_id,
+        m.from_number,
+        m.to_number,
+        m.status,
+        m.added_context,
+        m.lead_id,
+        m.initiated_by,
+        m.recording_url,
+        m.started_at,
+        m.ended_at,
+        m.created_at,
+        {{ c.now_utc() }},
+        m.metadata
+    FROM call_mapping AS m
+    WHERE
+        m.reason IS NULL
+        {{ c.in_changed_bucket("m.id") }}
+    ON CONFLICT (id) {{ c.update_if_changed("t", ["tenant_id", "voice_id", "agent_id", "from_number", "to_number",
+        "status", "added_context", "lead_id", "initiated_by", "recording_url", "started_at", "ended_at",
+        "created_at", "metadata"]) }}
+    RETURNING t.id, t.tenant_id, t.xmax
 )
-SELECT
-    m.id,
-    m.tenant_id,
-    m.voice_id,
-    m.agent_id,
-    m.from_number,
-    m.to_number,
-    m.status,
-    m.added_context,
-    m.lead_id,
-    m.initiated_by,
-    m.recording_url,
-    m.started_at,
-    m.ended_at,
-    m.created_at,
-    {{ c.now_utc() }},
-    m.metadata
-FROM call_mapping AS m
-WHERE
-    m.reason IS NULL
-    {{ c.in_changed_bucket("m.id") }}
-ON CONFLICT (id) {{ c.update_if_changed("t", ["tenant_id", "voice_id", "agent_id", "from_number", "to_number",
-    "status", "added_context", "lead_id", "initiated_by", "recording_url", "started_at", "ended_at",
-    "created_at", "metadata"]) }};
+
+{{ c.count_writes("call_logs_voiceagent", from_staged=False, part=c.partition_index) }};
 
 -- A call that is landed is not quarantined: one that lands now (its user gained an organization)
 -- leaves the quarantine, and one landed earlier stays landed.

@@ -39,22 +39,27 @@ FROM (
         ON number_map.source_table = 'numbers_voiceagent' AND p.resource_id::text = number_map.source_id
 ) AS mapped;
 
-INSERT INTO {{ c.tgt }}.resource_permissions AS t (
-    id, tenant_id, resource_type, resource_id, access_level, granted_at, granted_by, expires_at, is_active
+WITH written AS (
+    INSERT INTO {{ c.tgt }}.resource_permissions AS t (
+        id, tenant_id, resource_type, resource_id, access_level, granted_at, granted_by, expires_at, is_active
+    )
+    SELECT
+        s.target_id::uuid,
+        s.tenant_id,
+        s.resource_type,
+        s.resource_id,
+        s.access_level,
+        s.granted_at,
+        s.granted_by,
+        s.expires_at,
+        s.is_active
+    FROM staged AS s
+    WHERE s.reason IS NULL
+    ON CONFLICT (id) {{ c.update_if_changed("t", ["tenant_id", "resource_type", "resource_id", "access_level",
+        "granted_at", "granted_by", "expires_at", "is_active"], touch=False) }}
+    RETURNING t.id, t.tenant_id, t.xmax
 )
-SELECT
-    s.target_id::uuid,
-    s.tenant_id,
-    s.resource_type,
-    s.resource_id,
-    s.access_level,
-    s.granted_at,
-    s.granted_by,
-    s.expires_at,
-    s.is_active
-FROM staged AS s
-WHERE s.reason IS NULL
-ON CONFLICT (id) {{ c.update_if_changed("t", ["tenant_id", "resource_type", "resource_id", "access_level",
-    "granted_at", "granted_by", "expires_at", "is_active"], touch=False) }};
+
+{{ c.count_writes("org_permissions_voiceagent") }};
 
 {{ c.record_outcome("org_permissions_voiceagent", "resource_permissions") }}

@@ -47,6 +47,7 @@ def test_steps_follow_the_guide_order(dag):
         "vacuum_voice_calls",
         "record_findings",
         "record_reconciliation",
+        "record_run_detail",
     ]
     for upstream, downstream in itertools.pairwise(steps):
         assert downstream.task_id in upstream.downstream_task_ids
@@ -64,10 +65,13 @@ def test_steps_retry_and_checks_do_not(dag):
         "check_no_orphan_tenants",
         "check_no_duplicate_natural_keys",
         "check_sequences_past_max_id",
+        "check_content_matches_legacy",
+        "check_run_balanced",
     }
     for check in checks:
         assert check.retries == 0 and check.retry_on_failure is False
-        assert not check.downstream_task_ids, "a check must be a leaf so its failure fails the run"
+        # Only a teardown may follow a check, so that a failed check fails the run.
+        assert all(dag.get_task(t).is_teardown for t in check.downstream_task_ids), check.task_id
     for step in (t for t in dag.tasks if isinstance(t, SQLExecuteQueryOperator)):
         assert step.retries >= 1
         assert step.autocommit is (step.task_id == "vacuum_voice_calls"), "one transaction per step"

@@ -19,7 +19,7 @@ ORG_A = "5abb0a93-f59f-48fc-9c5a-2b549b4f8367"
 def assert_all_succeeded(states):
     """A migration run: every task succeeded, but the dry run, which the branch skipped."""
     assert {task: state for task, (state, _) in states.items() if state != "success"} == {"dry_run": "skipped"}
-    assert len(states) == 21
+    assert len(states) == 25
 
 
 def test_full_migration_balances_and_a_second_run_changes_nothing(demo_db):
@@ -76,8 +76,18 @@ def test_full_migration_balances_and_a_second_run_changes_nothing(demo_db):
     ]
 
     before = demo_db.snapshot()
-    assert_all_succeeded(run_dag(demo_db))
+    second = run_dag(demo_db)
+    assert_all_succeeded(second)
     assert demo_db.snapshot() == before
+    # The second run's own account: everything in scope, nothing written.
+    account = second.xcom("report_run")
+    calls = [row for row in account if row["source_table"] == "call_logs_voiceagent"]
+    assert sum(row["in_scope"] for row in calls) == 742
+    assert sum(row["unchanged"] for row in calls) == 729 and sum(row["rejected"] for row in calls) == 13
+    assert {(row["inserted"], row["updated"]) for row in account} == {(0, 0)}
+    assert demo_db.rows("SELECT outcome, failed_tasks FROM migration_runs WHERE run_id = %s", (second.run_id,)) == [
+        ("success", [])
+    ]
 
 
 def test_timestamps_are_utc_whatever_the_database_time_zone(demo_db):
@@ -146,6 +156,11 @@ def test_a_failed_check_fails_the_run_at_once_and_logs_what_it_found(demo_db, ca
     out = capfd.readouterr()
     log = out.out + out.err
     assert f"voice_calls: 1 rows without a valid tenant e.g. {stray}" in log
+    # The run's record says so; report_run, a teardown, ran without turning the run green.
+    assert states["report_run"] == ("success", 1)
+    assert demo_db.rows("SELECT outcome, failed_tasks FROM migration_runs WHERE run_id = %s", (states.run_id,)) == [
+        ("failed", ["check_no_orphan_tenants"])
+    ]
 
 
 @pytest.fixture
@@ -174,7 +189,11 @@ def test_an_inconsistent_window_fails_the_first_step_for_good_before_anything_is
     relations = demo_db.rows("SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace ORDER BY 1")
     states = run_dag(demo_db, {"window_start": "2025-01-02T00:00:00+00:00"}, step_retries=True)
     assert states["check_legacy_schema"] == ("failed", 1)  # no retry: the same params would fail again
-    assert {state for task, (state, _) in states.items() if task not in {"choose_mode", "check_legacy_schema"}} <= {
+    # report_run (a teardown: it does not decide the run's state) refuses to render the same window.
+    assert states["report_run"] == ("failed", 1)
+    assert {
+        state for task, (state, _) in states.items() if task not in {"choose_mode", "check_legacy_schema", "report_run"}
+    } <= {
         "upstream_failed",
         "skipped",
         "None",

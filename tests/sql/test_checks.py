@@ -22,6 +22,8 @@ CHECKS = [
     "check_no_orphan_tenants",
     "check_no_duplicate_natural_keys",
     "check_sequences_past_max_id",
+    "check_content_matches_legacy",
+    "check_run_balanced",
 ]
 
 
@@ -109,3 +111,52 @@ def test_sequence_check_catches_a_sequence_behind_its_ids(migrated):
     passed, detail = migrated.check("check_sequences_past_max_id")
     assert passed is False
     assert "voice_agents_id_seq at 3 behind max(voice_agents.id) = 19" in detail
+
+
+def test_content_check_fails_on_a_call_edited_in_the_target_naming_tenant_and_id(migrated):
+    call, tenant = migrated.rows("SELECT id::text, tenant_id::text FROM voice_calls ORDER BY id LIMIT 1")[0]
+    migrated.execute("UPDATE voice_calls SET metadata = metadata || '{\"cost\": 0}' WHERE id = %s", (call,))
+    passed, detail = migrated.check("check_content_matches_legacy")
+    assert passed is False
+    assert f"call_logs_voiceagent tenant {tenant}" in detail and call in detail
+
+
+def test_content_check_fails_on_a_wrong_transform_of_a_whole_tenant(migrated):
+    """As if the UTC conversion were missing for a database in UTC+05:45: every call of the tenant
+    shifted; counts and every other check still pass."""
+    migrated.execute(
+        "UPDATE voice_calls SET started_at = started_at + interval '5 hours 45 minutes' WHERE tenant_id = %s", (ORG_A,)
+    )
+    for name in CHECKS[:4]:
+        assert migrated.check(name)[0] is True, name
+    passed, detail = migrated.check("check_content_matches_legacy")
+    assert passed is False
+    assert f"call_logs_voiceagent tenant {ORG_A}" in detail
+    assert len(detail.split(" e.g. ")[1].split()) == 5  # a few ids, not thousands
+
+
+@pytest.mark.parametrize(
+    ("table", "change"),
+    [
+        ("voices", "SET voice_name = voice_name || ' (edited)' WHERE id = (SELECT min(id) FROM voices)"),
+        ("phone_numbers", "SET is_active = NOT is_active WHERE id = (SELECT min(id::text)::uuid FROM phone_numbers)"),
+        (
+            "voice_agents",
+            "SET created_at = created_at + interval '1 second' WHERE id = (SELECT min(id) FROM voice_agents)",
+        ),
+    ],
+)
+def test_content_check_covers_the_small_tables(migrated, table, change):
+    migrated.execute(f"UPDATE {table} {change}")
+    passed, detail = migrated.check("check_content_matches_legacy")
+    assert passed is False and "content differs" in detail, detail
+
+
+def test_the_run_account_fails_when_a_write_is_not_accounted_for(migrated):
+    migrated.execute(
+        "INSERT INTO migration_run_writes VALUES ('manual__outside_airflow', 'voices_voiceagent', %s, 99, 1, 0)",
+        (STRAY_TENANT,),
+    )
+    passed, detail = migrated.check("check_run_balanced")
+    assert passed is False
+    assert "voices_voiceagent: 31 writes counted, 30 accounted" in detail

@@ -1,0 +1,54 @@
+-- Passes when this run's account balances per legacy table and tenant: in scope = inserted + updated
+-- + unchanged + rejected, none negative, and every write the upserts counted is accounted for (a write
+-- under a tenant that has no rows in scope would leave the totals short).
+{% import "_common.sql" as c with context %}
+WITH account AS (
+    SELECT
+        source_table,
+        sum(inserted + updated) AS accounted_writes,
+        bool_and(
+            inserted >= 0 AND updated >= 0 AND unchanged >= 0 AND rejected >= 0
+            AND in_scope = inserted + updated + unchanged + rejected
+        ) AS balanced,
+        string_agg(
+            format(
+                '%s tenant %s: in_scope=%s inserted=%s updated=%s unchanged=%s rejected=%s',
+                source_table, coalesce(tenant_id::text, '(none)'), in_scope, inserted, updated, unchanged, rejected
+            ),
+            '; ' ORDER BY tenant_id
+        ) FILTER (WHERE unchanged < 0 OR in_scope <> inserted + updated + unchanged + rejected) AS unbalanced
+    FROM {{ c.tgt }}.migration_run_tables
+    WHERE run_id = {{ c.run }}
+    GROUP BY source_table
+),
+
+writes AS (
+    SELECT
+        source_table,
+        sum(inserted + updated) AS counted_writes
+    FROM {{ c.tgt }}.migration_run_writes
+    WHERE run_id = {{ c.run }}
+    GROUP BY source_table
+)
+
+SELECT
+    count(a.source_table) = 6
+    AND coalesce(bool_and(a.balanced AND a.accounted_writes = coalesce(w.counted_writes, 0)), FALSE) AS balanced,
+    coalesce(
+        string_agg(
+            concat_ws(
+                ' ', a.unbalanced,
+                CASE
+                    WHEN a.accounted_writes <> coalesce(w.counted_writes, 0)
+                        THEN format(
+                            '%s: %s writes counted, %s accounted',
+                            a.source_table, w.counted_writes, a.accounted_writes
+                        )
+                END
+            ),
+            '; '
+        ) FILTER (WHERE NOT a.balanced OR a.accounted_writes <> coalesce(w.counted_writes, 0)),
+        format('%s legacy tables balance per tenant', count(a.source_table))
+    ) AS detail
+FROM account AS a
+LEFT JOIN writes AS w ON a.source_table = w.source_table

@@ -1,0 +1,136 @@
+-- This run's account per legacy table and tenant: rows in scope, what the run's upserts inserted and
+-- updated (migration_run_writes), what it left unchanged, what is quarantined (by reason), and the
+-- cross-tenant findings among its calls. Scope as for the reconciliation: every row of the small
+-- tables, the calls of the run's window. A legacy row's tenant is its owner's organization (the
+-- system tenant for voices and numbers); NULL when it has none.
+{% import "_common.sql" as c with context %}
+{{ c.serialize_step() }}
+
+DELETE FROM {{ c.tgt }}.migration_run_tables
+WHERE run_id = {{ c.run }};
+
+INSERT INTO {{ c.tgt }}.migration_run_tables (
+    run_id, source_table, target_table, tenant_id, in_scope, inserted, updated, unchanged, rejected,
+    rejected_by_reason, cross_tenant_findings
+)
+WITH legacy AS (
+    SELECT
+        'voices_voiceagent' AS source_table,
+        v.id::text AS source_id,
+        {{ c.system_tenant }} AS tenant_id
+    FROM {{ c.src }}.voices_voiceagent AS v
+    UNION ALL
+    SELECT
+        'numbers_voiceagent',
+        n.id::text,
+        {{ c.system_tenant }}
+    FROM {{ c.src }}.numbers_voiceagent AS n
+    UNION ALL
+    SELECT
+        'agents_voiceagent',
+        a.id::text,
+        u.organization_id
+    FROM {{ c.src }}.agents_voiceagent AS a
+    LEFT JOIN {{ c.src }}.users_voiceagent AS u ON a.created_by = u.id
+    UNION ALL
+    SELECT
+        'leads_voiceagent',
+        l.id::text,
+        u.organization_id
+    FROM {{ c.src }}.leads_voiceagent AS l
+    LEFT JOIN {{ c.src }}.users_voiceagent AS u ON l.added_by = u.id
+    UNION ALL
+    SELECT
+        'call_logs_voiceagent',
+        cl.id::text,
+        u.organization_id
+    FROM {{ c.src }}.call_logs_voiceagent AS cl
+    LEFT JOIN {{ c.src }}.users_voiceagent AS u ON cl.initiated_by = u.id
+    WHERE {{ c.in_window("cl.started_at") }}
+    UNION ALL
+    SELECT
+        'org_permissions_voiceagent',
+        p.id::text,
+        p.organization_id
+    FROM {{ c.src }}.org_permissions_voiceagent AS p
+),
+
+per_tenant AS (
+    SELECT
+        lg.source_table,
+        lg.tenant_id,
+        count(*) AS in_scope,
+        count(r.source_id) AS rejected
+    FROM legacy AS lg
+    LEFT JOIN {{ c.tgt }}.migration_rejects AS r
+        ON lg.source_table = r.source_table AND lg.source_id = r.source_id
+    GROUP BY lg.source_table, lg.tenant_id
+),
+
+reasons AS (
+    SELECT
+        per_reason.source_table,
+        per_reason.tenant_id,
+        jsonb_object_agg(per_reason.reason, per_reason.n) AS rejected_by_reason
+    FROM (
+        SELECT
+            lg.source_table,
+            lg.tenant_id,
+            r.reason,
+            count(*) AS n
+        FROM legacy AS lg
+        INNER JOIN {{ c.tgt }}.migration_rejects AS r
+            ON lg.source_table = r.source_table AND lg.source_id = r.source_id
+        GROUP BY lg.source_table, lg.tenant_id, r.reason
+    ) AS per_reason
+    GROUP BY per_reason.source_table, per_reason.tenant_id
+),
+
+writes AS (
+    SELECT
+        w.source_table,
+        w.tenant_id,
+        sum(w.inserted) AS inserted,
+        sum(w.updated) AS updated
+    FROM {{ c.tgt }}.migration_run_writes AS w
+    WHERE w.run_id = {{ c.run }}
+    GROUP BY w.source_table, w.tenant_id
+),
+
+findings AS (
+    SELECT
+        f.tenant_id,
+        count(DISTINCT f.source_id) AS cross_tenant_findings
+    FROM {{ c.tgt }}.migration_findings AS f
+    INNER JOIN legacy AS lg
+        ON lg.source_table = 'call_logs_voiceagent' AND f.source_id = lg.source_id
+    WHERE f.kind LIKE '%\_in\_other\_tenant'
+    GROUP BY f.tenant_id
+)
+
+SELECT
+    {{ c.run }},
+    t.source_table,
+    t.target_table,
+    pt.tenant_id,
+    pt.in_scope,
+    coalesce(w.inserted, 0) AS inserted,
+    coalesce(w.updated, 0) AS updated,
+    pt.in_scope - pt.rejected - coalesce(w.inserted, 0) - coalesce(w.updated, 0) AS unchanged,
+    pt.rejected,
+    coalesce(reasons.rejected_by_reason, '{}'::jsonb) AS rejected_by_reason,
+    CASE WHEN t.source_table = 'call_logs_voiceagent' THEN coalesce(f.cross_tenant_findings, 0) ELSE 0 END
+FROM (
+    VALUES
+    ('voices_voiceagent', 'voices'),
+    ('numbers_voiceagent', 'phone_numbers'),
+    ('agents_voiceagent', 'voice_agents'),
+    ('leads_voiceagent', 'leads'),
+    ('call_logs_voiceagent', 'voice_calls'),
+    ('org_permissions_voiceagent', 'resource_permissions')
+) AS t (source_table, target_table)
+INNER JOIN per_tenant AS pt ON t.source_table = pt.source_table
+LEFT JOIN writes AS w ON pt.source_table = w.source_table AND pt.tenant_id IS NOT DISTINCT FROM w.tenant_id
+LEFT JOIN reasons
+    ON pt.source_table = reasons.source_table AND pt.tenant_id IS NOT DISTINCT FROM reasons.tenant_id
+LEFT JOIN findings AS f ON pt.tenant_id = f.tenant_id;

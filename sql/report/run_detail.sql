@@ -1,0 +1,30 @@
+-- This run's account per legacy table and tenant (recorded by record_run_detail), for sign-off.
+{% import "_common.sql" as c with context %}
+SELECT
+    d.source_table,
+    coalesce(d.tenant_id::text, '(none)') AS tenant_id,
+    d.in_scope,
+    d.inserted,
+    d.updated,
+    d.unchanged,
+    d.rejected,
+    coalesce(
+        (
+            SELECT string_agg(reason.key || '=' || reason.value, ', ' ORDER BY reason.key)
+            FROM jsonb_each_text(d.rejected_by_reason) AS reason
+        ),
+        ''
+    ) AS rejected_by_reason,
+    d.cross_tenant_findings
+FROM {{ c.tgt }}.migration_run_tables AS d
+INNER JOIN (
+    VALUES
+    (1, 'voices_voiceagent'),
+    (2, 'numbers_voiceagent'),
+    (3, 'agents_voiceagent'),
+    (4, 'leads_voiceagent'),
+    (5, 'call_logs_voiceagent'),
+    (6, 'org_permissions_voiceagent')
+) AS t (position, source_table) ON d.source_table = t.source_table
+WHERE d.run_id = {{ c.run }}
+ORDER BY t.position, d.tenant_id NULLS LAST
