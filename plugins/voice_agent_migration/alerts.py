@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 
 ALERT_CONN_ID = "apprise_default"
 ALERT_TAG = "alerts"
+SUMMARY_TAG = "summary"
 
 MAX_ERROR_LINES = 6
 MAX_FINDINGS = 10
@@ -224,3 +225,23 @@ def alert_on_failure(context: Mapping[str, Any]) -> None:
         logger.info("failure alert handed to Apprise via %r (tag %r): %s", ALERT_CONN_ID, ALERT_TAG, title)
     except Exception:
         logger.exception("could not send the failure alert through %r; the task's own failure stands", ALERT_CONN_ID)
+
+
+def send_summary(context: Mapping[str, Any], title: str, body: str) -> None:
+    """Send a clean run's summary to the destinations tagged `summary` (never to `alerts`), if any.
+    Optional: without such a destination it only logs that it sent nothing. Never raises."""
+    logger = _task_log(context)
+    try:
+        conn = _alerts_connection()
+        if conn is None or not destinations_tagged(conn.extra_dejson.get("config"), SUMMARY_TAG):
+            logger.info("no Apprise destination tagged %r: the run summary is only in this log", SUMMARY_TAG)
+            return
+        from airflow.providers.apprise.notifications.apprise import AppriseNotifier
+        from apprise import NotifyType
+
+        AppriseNotifier(
+            title=title, body=body, notify_type=NotifyType.SUCCESS, tag=SUMMARY_TAG, apprise_conn_id=ALERT_CONN_ID
+        ).notify(context)
+        logger.info("run summary handed to Apprise via %r (tag %r)", ALERT_CONN_ID, SUMMARY_TAG)
+    except Exception:
+        logger.exception("could not send the run summary through %r", ALERT_CONN_ID)

@@ -9,6 +9,7 @@ from typing import Any
 from airflow.providers.common.sql.operators.sql import BaseSQLOperator
 from airflow.sdk.exceptions import AirflowSkipException
 
+from voice_agent_migration.alerts import alert_on_failure, send_summary
 from voice_agent_migration.operators import CONN_ID, format_table
 
 FAILED_STATES = {"failed", "upstream_failed"}
@@ -54,7 +55,10 @@ class RunReportOperator(BaseSQLOperator):
             columns = [desc[0] for desc in cur.description]
             rows = cur.fetchall()
         failed_note = f" (failed: {', '.join(failed)})" if failed else ""
-        self.log.info("%s: run %s %s%s\n%s", self.title, ti.run_id, outcome, failed_note, format_table(columns, rows))
+        table = format_table(columns, rows)
+        self.log.info("%s: run %s %s%s\n%s", self.title, ti.run_id, outcome, failed_note, table)
+        if outcome == "success":  # failures have already alerted, task by task
+            send_summary(context, f"[{ti.dag_id}] run {ti.run_id} succeeded", f"{self.title}\n{table}")
         return [dict(zip(columns, row, strict=True)) for row in rows]
 
 
@@ -65,4 +69,5 @@ def run_report(outcome_sql: str, detail_sql: str) -> RunReportOperator:
         outcome_sql=outcome_sql,
         detail_sql=detail_sql,
         title="Run account per legacy table and tenant",
+        on_failure_callback=alert_on_failure,
     ).as_teardown()

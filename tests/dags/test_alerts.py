@@ -135,9 +135,26 @@ def test_a_broken_step_alerts_once_after_its_last_retry(demo_db, receiver, insta
     assert message.endswith(f"Log: {log_url(states.run_id, 'check_legacy_schema', try_number=3)}")
 
 
-def test_a_clean_run_sends_nothing(demo_db, receiver):
+def test_a_clean_run_sends_no_alert(demo_db, receiver):
     assert failed(run_dag(demo_db)) == {}
-    assert receiver.received == []
+    assert receiver.received == []  # (no destination is tagged "summary" here)
+
+
+def test_a_clean_run_sends_its_account_to_the_summary_destination_only(demo_db, receiver, monkeypatch):
+    config = [
+        {"path": f"json://127.0.0.1:{receiver.port}/alerts", "tag": "alerts"},
+        {"path": f"json://127.0.0.1:{receiver.port}/summary", "tag": "summary"},
+    ]
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_APPRISE_DEFAULT", json.dumps({"conn_type": "apprise", "extra": {"config": config}})
+    )
+    states = run_dag(demo_db)
+    assert failed(states) == {}
+    assert receiver.alerts() == []
+    ((path, summary),) = receiver.received
+    assert path == "/summary" and summary["type"] == "success"
+    assert summary["title"] == f"[{DAG_ID}] run {states.run_id} succeeded"
+    assert "call_logs_voiceagent" in summary["message"] and "in_scope" in summary["message"]
 
 
 def test_without_the_connection_the_run_is_unchanged_and_the_log_says_so(demo_db, capfd, monkeypatch):
