@@ -32,9 +32,23 @@ TRUE
 {#- A stable uuid for a legacy row that has none: re-runs find the same target row. -#}
 {%- macro stable_uuid(namespace, key) -%}md5('{{ namespace }}:' || {{ key }})::uuid{%- endmacro -%}
 
+{#-
+  Bounds on waiting for the legacy application's locks and on any one statement (params
+  lock_timeout / statement_timeout), set once the step holds its own advisory lock: waiting for
+  another run of this migration is expected, waiting behind the application is not. A step that hits
+  one fails with PostgreSQL's "canceling statement due to lock timeout" (or statement timeout), which
+  its log and alert show, and is retried.
+-#}
+{%- macro bound_waits() -%}
+SELECT
+    set_config('lock_timeout', {{ params.lock_timeout | text_literal }}, TRUE),
+    set_config('statement_timeout', {{ params.statement_timeout | text_literal }}, TRUE);
+{%- endmacro -%}
+
 {#- Serialises the migration's writers so concurrent runs cannot interleave a step. -#}
 {%- macro serialize_step() -%}
 SELECT pg_advisory_xact_lock(hashtext('voice_agent_tenant_migration'));
+{{ bound_waits() }}
 {%- endmacro -%}
 
 {#-
@@ -59,6 +73,7 @@ SELECT pg_advisory_xact_lock_shared(hashtext('voice_agent_tenant_migration'));
 SELECT count(pg_advisory_xact_lock(hashtext('voice_agent_tenant_migration.call_ids'), high_byte.b))
 FROM generate_series(0, 255) AS high_byte (b)
 WHERE mod(high_byte.b, {{ partition_count }}) = {{ partition_index }};
+{{ bound_waits() }}
 {%- endmacro -%}
 
 {#- 65,536 buckets of call ids, nested in the partitions (a bucket's partition is its high byte). -#}

@@ -8,6 +8,8 @@ from airflow.sdk import Param
 from voice_agent_migration.templating import IDENTIFIER
 from voice_agent_migration.window import ISO_TIMESTAMP_PATTERN
 
+# A PostgreSQL duration: a number and an optional unit (ms by default).
+DURATION_PATTERN = r"^[0-9]{1,9}(us|ms|s|min|h|d)?$"
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 
 MIGRATION_PARAMS = {
@@ -39,6 +41,26 @@ MIGRATION_PARAMS = {
         maximum=16,
         title="Call partitions",
         description="Concurrent transactions migrating the call log (about one per database core to spare).",
+    ),
+    "lock_timeout": Param(
+        "60s",
+        type="string",
+        pattern=DURATION_PATTERN,
+        title="Lock timeout",
+        description=(
+            "Longest a step waits for a lock the legacy application holds (e.g. 500ms, 60s, 5min) before it "
+            "fails with a clear error and is retried; 0 waits forever. Waiting for another run of this "
+            "migration is not bounded by it."
+        ),
+        section="Safety",
+    ),
+    "statement_timeout": Param(
+        "2h",
+        type="string",
+        pattern=DURATION_PATTERN,
+        title="Statement timeout",
+        description="Longest any one statement of a step may run (e.g. 30min, 2h); 0 for no limit.",
+        section="Safety",
     ),
     "window_start": Param(
         None,
