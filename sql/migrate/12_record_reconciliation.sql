@@ -12,6 +12,11 @@
 {%- endmacro -%}
 
 {{ c.serialize_step() }}
+-- A pass over every legacy row: hash joins only. The quarantine and the findings may have grown by
+-- thousands of rows in this run, unseen by autovacuum yet: analyse them first, or the planner may
+-- pick a nested loop over them against a million calls, which takes minutes.
+SET LOCAL enable_nestloop = off;
+ANALYZE {{ c.tgt }}.migration_rejects, {{ c.tgt }}.migration_findings, {{ c.tgt }}.migration_lineage;
 
 DELETE FROM {{ c.tgt }}.migration_reconciliation
 WHERE run_id = {{ c.run }};
