@@ -23,6 +23,10 @@ up to date by every run. Calls:
 **Dry run** (`dry_run`): runs the data steps in one transaction, logs per legacy table how many rows
 would be inserted, updated, left unchanged and rejected (by reason), and rolls back: nothing is written.
 
+**Rollback** (`rollback`): removes every row the migration created, found through its lineage, and
+its bookkeeping, in one transaction; the application's own rows (its leads, caches, tenants in use)
+stay, as do the target tables and the added columns. A later run migrates everything again.
+
 **Concurrency.** Runs may overlap (a backfill beside a manual run): each step takes an advisory lock,
 so steps of different runs never interleave, and the call step's partitions lock their share of the
 call ids in a fixed order, so concurrent runs neither double a call nor deadlock.
@@ -112,6 +116,8 @@ with DAG(
     ]
     # A dry run runs the data steps in one transaction, reports what they would do, and rolls back.
     dry_run = dry_run_of(data_steps, before_sql="report/dry_run_before.sql", report_sql="report/dry_run.sql")
+    # The way back: removes what the migration created, through its lineage.
+    rollback = migration_step("rollback/rollback_migration.sql")
     checks = [
         migration_check("checks/check_conservation.sql"),
         migration_check("checks/check_no_orphan_tenants.sql"),
@@ -131,7 +137,7 @@ with DAG(
         title="Reconciliation per legacy table",
     )
 
-    chain(choose_mode(dry_run=dry_run, migrate=data_steps[0]), [dry_run, data_steps[0]])
+    chain(choose_mode(dry_run=dry_run, rollback=rollback, migrate=data_steps[0]), [dry_run, rollback, data_steps[0]])
     # The reports run beside the checks, so the numbers are in the log even when a check fails.
     chain(*data_steps, *bookkeeping, [*checks, report_reconciliation, report_findings])
     # Last, whatever happened: the run's outcome and its account per tenant (a teardown, so a failed

@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 from airflow.providers.common.sql.hooks.handlers import fetch_all_handler
 from airflow.providers.common.sql.operators.sql import BaseSQLOperator, SQLCheckOperator, SQLExecuteQueryOperator
 from airflow.sdk import BaseOperator, task
+from airflow.sdk.exceptions import AirflowFailException
 
 from voice_agent_migration.alerts import alert_on_failure
 
@@ -194,11 +195,16 @@ def dry_run_of(steps: Sequence[BaseSQLOperator], before_sql: str, report_sql: st
     )
 
 
-def choose_mode(*, dry_run: BaseOperator, migrate: BaseOperator) -> Any:
-    """Branch on the `dry_run` param: the dry run alone, or the migration and its checks."""
+def choose_mode(*, dry_run: BaseOperator, rollback: BaseOperator, migrate: BaseOperator) -> Any:
+    """Branch on the params: the dry run alone, the rollback alone, or the migration and its checks."""
 
     @task.branch(task_id="choose_mode", on_failure_callback=alert_on_failure)
     def choose(params: dict[str, Any] | None = None) -> str:
-        return dry_run.task_id if (params or {}).get("dry_run") else migrate.task_id
+        params = params or {}
+        if params.get("dry_run") and params.get("rollback"):
+            raise AirflowFailException("dry_run and rollback exclude each other: choose one")
+        if params.get("dry_run"):
+            return dry_run.task_id
+        return rollback.task_id if params.get("rollback") else migrate.task_id
 
     return choose()

@@ -82,6 +82,16 @@ MIGRATION_PARAMS = {
         description="Migrate only the calls whose started_at is before this instant, e.g. 2025-02-01T00:00:00+00:00.",
         section="Window",
     ),
+    "rollback": Param(
+        False,
+        type="boolean",
+        title="Roll back",
+        description=(
+            "Remove every row the migration created (found through its lineage) and its bookkeeping, leaving "
+            "the application's own rows untouched; a later run migrates everything again. Exclusive with dry run."
+        ),
+        section="Safety",
+    ),
     "dry_run": Param(
         False,
         type="boolean",

@@ -35,6 +35,8 @@ class RunReportOperator(BaseSQLOperator):
         params = context["params"]
         if params.get("dry_run"):
             raise AirflowSkipException("dry run: nothing was written, so nothing is recorded")
+        if params.get("rollback"):
+            raise AirflowSkipException("rollback: the rollback step records itself")
         ti = context["ti"]
         states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[ti.run_id]).get(ti.run_id, {})
         failed = sorted(task for task, state in states.items() if state in FAILED_STATES and task != self.task_id)
