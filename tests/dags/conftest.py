@@ -1,9 +1,12 @@
-"""The real Airflow stack (api-server, scheduler, dag-processor), shared by the tests of a session."""
+"""Fixtures of the DAG tests: a real Airflow stack shared by the session, and instant retries."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
+from tests import helpers
 from tests.stack import AirflowStack
 
 
@@ -16,3 +19,18 @@ def airflow_stack(pg_admin_uri, tmp_path_factory) -> AirflowStack:
     """
     with AirflowStack(pg_admin_uri, tmp_path_factory.mktemp("airflow-stack")) as stack:
         yield stack
+
+
+@pytest.fixture
+def instant_retries(monkeypatch):
+    """The DAG as `run_dag` loads it, but its steps retry at once instead of after their backoff."""
+    load_dag = helpers.load_dag
+
+    def load_dag_with_instant_retries():
+        dag = load_dag()
+        for task in dag.tasks:
+            task.retry_delay = timedelta(0)
+            task.retry_exponential_backoff = False
+        return dag
+
+    monkeypatch.setattr(helpers, "load_dag", load_dag_with_instant_retries)

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import json
 import threading
-from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import quote
 
 import pytest
 
 from devtools.airflow_env import DAG_ID
-from tests import helpers
 from tests.helpers import run_dag
 
 BASE_URL = "http://airflow.example.test:8080/"
@@ -57,21 +55,6 @@ def receiver(monkeypatch):
     yield receiver
     receiver.server.shutdown()
     receiver.server.server_close()
-
-
-@pytest.fixture
-def instant_retries(monkeypatch):
-    """The DAG as loaded by run_dag, but its steps retry at once instead of after their backoff."""
-    load_dag = helpers.load_dag
-
-    def load_dag_with_instant_retries():
-        dag = load_dag()
-        for task in dag.tasks:
-            task.retry_delay = timedelta(0)
-            task.retry_exponential_backoff = False
-        return dag
-
-    monkeypatch.setattr(helpers, "load_dag", load_dag_with_instant_retries)
 
 
 def failed(states) -> dict[str, str]:
