@@ -2,7 +2,15 @@
 {% import "_common.sql" as c with context %}
 {{ c.serialize_step() }}
 
-CREATE SCHEMA IF NOT EXISTS {{ c.tgt }};
+-- Only when missing: CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when the schema
+-- exists, which the least-privilege role (sql/admin/create_migration_role.sql) does not have.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = {{ params.target_schema | sql_literal }}) THEN
+        CREATE SCHEMA {{ c.tgt }};
+    END IF;
+END
+$$;
 
 CREATE TABLE IF NOT EXISTS {{ c.tgt }}.tenants (
     id uuid PRIMARY KEY,
