@@ -3,6 +3,7 @@ run migrates exactly its interval, the runs together cover the range once, and e
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 
 from devtools.airflow_env import DAG_ID
@@ -54,7 +55,19 @@ def overlapped(runs) -> bool:
     return max(starts) < min(ends)
 
 
+def wait_until_no_backfill_runs(stack, timeout: float = 180.0) -> None:
+    """Airflow allows one running backfill per DAG, and marks one completed a little after its last run."""
+    deadline = time.monotonic() + timeout
+    while True:
+        backfills = stack.api("GET", "/backfills", params={"dag_id": DAG_ID}).json()["backfills"]
+        if all(b.get("completed_at") for b in backfills):
+            return
+        assert time.monotonic() < deadline, f"a backfill is still running: {backfills}"
+        time.sleep(2)
+
+
 def backfill(stack, from_date: str, to_date: str, max_active_runs: int) -> list[dict]:
+    wait_until_no_backfill_runs(stack)
     known = {r["run_id"] for r in stack.runs()}
     stack.cli(
         "backfill", "create", "--dag-id", DAG_ID, "--from-date", from_date, "--to-date", to_date,
@@ -103,6 +116,7 @@ def test_a_backfill_beside_a_full_manual_run_settles_every_call_exactly_once(air
     stack.reset_target()
     stack.unpause()
 
+    wait_until_no_backfill_runs(stack)  # so that the backfill below starts at once, beside the manual run
     manual = stack.trigger({"call_partitions": 3})
     queued = backfill(stack, "2025-02-01", "2025-02-02", max_active_runs=2)
     run_ids = [manual, *(r["run_id"] for r in queued)]
