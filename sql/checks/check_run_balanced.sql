@@ -31,24 +31,30 @@ writes AS (
     GROUP BY source_table
 )
 
+-- A legacy table with no rows has no account; writes counted for a table without one still show.
 SELECT
-    count(a.source_table) = 6
-    AND coalesce(bool_and(a.balanced AND a.accounted_writes = coalesce(w.counted_writes, 0)), FALSE) AS balanced,
+    coalesce(
+        bool_and(coalesce(a.balanced, FALSE) AND coalesce(a.accounted_writes, 0) = coalesce(w.counted_writes, 0)),
+        TRUE
+    ) AS balanced,
     coalesce(
         string_agg(
             concat_ws(
                 ' ', a.unbalanced,
                 CASE
-                    WHEN a.accounted_writes <> coalesce(w.counted_writes, 0)
+                    WHEN coalesce(a.accounted_writes, 0) <> coalesce(w.counted_writes, 0)
                         THEN format(
                             '%s: %s writes counted, %s accounted',
-                            a.source_table, w.counted_writes, a.accounted_writes
+                            coalesce(a.source_table, w.source_table), coalesce(w.counted_writes, 0),
+                            coalesce(a.accounted_writes, 0)
                         )
                 END
             ),
             '; '
-        ) FILTER (WHERE NOT a.balanced OR a.accounted_writes <> coalesce(w.counted_writes, 0)),
+        ) FILTER (
+            WHERE NOT coalesce(a.balanced, FALSE) OR coalesce(a.accounted_writes, 0) <> coalesce(w.counted_writes, 0)
+        ),
         format('%s legacy tables balance per tenant', count(a.source_table))
     ) AS detail
 FROM account AS a
-LEFT JOIN writes AS w ON a.source_table = w.source_table
+FULL JOIN writes AS w ON a.source_table = w.source_table

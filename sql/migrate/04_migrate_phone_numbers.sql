@@ -23,7 +23,14 @@ FROM (
         {{ c.stable_uuid("numbers_voiceagent", "n.id::text") }}::text AS target_id,
         to_jsonb(n) AS source_row,
         nullif(btrim(n.phone_number), '') AS phone_number,
-        row_number() OVER (PARTITION BY nullif(btrim(n.phone_number), '') ORDER BY n.id) AS phone_rank,
+        -- The first number holding a phone keeps it; numbers quarantined for another reason (a value too
+        -- long) do not count, or their phone would not be migrated at all.
+        row_number() OVER (
+            PARTITION BY
+                nullif(btrim(n.phone_number), ''),
+                greatest(length(btrim(n.phone_number)), length(n.provider), length(n.type)) > 50
+            ORDER BY n.id
+        ) AS phone_rank,
         coalesce(n.provider, 'custom') AS provider,
         coalesce(n.type, 'local') AS number_type,
         coalesce(lower(btrim(n.status)) = 'active', FALSE) AS is_active,

@@ -8,7 +8,7 @@ SELECT
     mapped.*,
     CASE
         {{ c.owner_reason("mapped.created_by", "mapped") }}
-        WHEN mapped.legacy_id > 2147483647 THEN 'out_of_range:id'
+        WHEN mapped.legacy_id NOT BETWEEN -2147483648 AND 2147483647 THEN 'out_of_range:id'
         {{ c.too_long("mapped.agent_name", 255, "agent_name") }}
         {{ c.too_long("mapped.agent_language", 10, "agent_language") }}
     END AS reason

@@ -12,7 +12,8 @@ WITH legacy AS (
         to_jsonb(l) AS source_row,
         u.organization_id AS tenant_id,
         u.user_id AS added_by_user_id,
-        l.name,
+        -- The application's leads table may require a name: a lead without one is named after its id.
+        coalesce(l.name, 'Lead ' || l.id::text) AS name,
         nullif(btrim(l.lead_number), '') AS phone,
         l.notes,
         CASE

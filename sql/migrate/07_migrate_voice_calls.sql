@@ -44,7 +44,7 @@ WHERE
 {%- macro reject_reason() -%}
 CASE
     {{ c.owner_reason("cl.initiated_by", "u") }}
-    WHEN cl.agent > 2147483647 THEN 'out_of_range:agent_id'
+    WHEN cl.agent NOT BETWEEN -2147483648 AND 2147483647 THEN 'out_of_range:agent_id'
     {{ c.too_long("btrim(cl.status)", 50, "status") }}
     {{ c.too_long("n.phone_number", 50, "from_number") }}
     {{ c.too_long("btrim(l.lead_number)", 50, "to_number") }}
@@ -92,7 +92,7 @@ SELECT
     {{ reject_reason() }} AS reason,
     u.organization_id AS tenant_id,
     cl.voice::text AS voice_id,
-    CASE WHEN cl.agent <= 2147483647 THEN cl.agent::integer END AS agent_id,
+    CASE WHEN cl.agent BETWEEN -2147483648 AND 2147483647 THEN cl.agent::integer END AS agent_id,
     n.phone_number AS from_number,
     nullif(btrim(l.lead_number), '') AS to_number,
     lower(btrim(cl.status)) AS status,

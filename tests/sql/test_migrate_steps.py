@@ -120,6 +120,17 @@ def test_phone_numbers_get_stable_ids_and_are_never_duplicated(legacy_db):
     assert lineage(legacy_db, "numbers_voiceagent")["1"] == str(first[0][0])
 
 
+def test_a_phone_held_first_by_a_quarantined_number_goes_to_the_next_valid_one(legacy_db):
+    legacy_db.execute(f"""
+        INSERT INTO voice_agent.numbers_voiceagent (id, phone_number, provider, type) VALUES
+        (1, '+14155550101', '{"p" * 51}', 'local'),
+        (2, '+14155550101', 'twilio', 'local')
+    """)
+    legacy_db.migrate(upto="04")
+    assert legacy_db.rows("SELECT phone_number, provider FROM phone_numbers") == [("+14155550101", "twilio")]
+    assert rejects(legacy_db, "numbers_voiceagent") == {"1": "too_long:provider"}
+
+
 def test_agents_keep_ids_get_their_creators_tenant_and_move_the_sequence(legacy_db):
     add_users(legacy_db, (1, ORG_A), (2, None))
     legacy_db.execute("""
