@@ -77,9 +77,16 @@ class LegacyDatabase:
         (row,) = self.run_sql_file(f"checks/{name}.sql", **params)
         return row
 
-    def snapshot(self, schema: str = "public", *, run_records: bool = False) -> dict[str, str]:
+    def snapshot(
+        self, schema: str = "public", *, run_records: bool = False, ignore_columns: tuple[str, ...] = ()
+    ) -> dict[str, str]:
         """Content digest of every table and sequence value in `schema` (the runs' own records
-        only if `run_records`)."""
+        only if `run_records`; without `ignore_columns`, such as those filled by now())."""
+        row = (
+            "x::text"
+            if not ignore_columns
+            else "(to_jsonb(x) - " + " - ".join(f"'{c}'" for c in ignore_columns) + ")::text"
+        )
         with psycopg.connect(self.uri) as conn:
             tables = [
                 r[0]
@@ -89,7 +96,7 @@ class LegacyDatabase:
             ]
             digest = {
                 t: conn.execute(
-                    f"SELECT count(*) || ':' || coalesce(md5(string_agg(x::text, '|' ORDER BY x::text)), '') "
+                    f"SELECT count(*) || ':' || coalesce(md5(string_agg({row}, '|' ORDER BY {row})), '') "
                     f'FROM "{schema}"."{t}" AS x'
                 ).fetchone()[0]
                 for t in tables

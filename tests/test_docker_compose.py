@@ -13,7 +13,6 @@ import subprocess
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
-import psycopg
 import pytest
 import yaml
 from psycopg.conninfo import conninfo_to_dict
@@ -388,32 +387,15 @@ def psql_client() -> str | None:
 
 
 def content(db: LegacyDatabase, schema: str) -> dict[str, str]:
-    """Table digests and sequence values of `schema`, without the columns filled by now()."""
-    volatile = "- 'created_at' - 'granted_at'"
-    with psycopg.connect(db.uri) as conn:
-        tables = [
-            r[0]
-            for r in conn.execute(
-                "SELECT tablename FROM pg_tables WHERE schemaname = %s ORDER BY 1", (schema,)
-            ).fetchall()
-        ]
-        digest = {
-            t: conn.execute(
-                f"SELECT count(*) || ':' || coalesce(md5(string_agg((to_jsonb(x) {volatile})::text, '|'"
-                f' ORDER BY (to_jsonb(x) {volatile})::text)), \'\') FROM "{schema}"."{t}" AS x'
-            ).fetchone()[0]
-            for t in tables
-        }
-        columns = conn.execute(
+    """Table digests (without the columns filled by now()), column definitions and sequence values."""
+    digest = db.snapshot(schema, run_records=True, ignore_columns=("created_at", "granted_at"))
+    digest["columns"] = repr(
+        db.rows(
             "SELECT table_name, column_name, data_type, column_default FROM information_schema.columns"
             " WHERE table_schema = %s ORDER BY 1, 2",
             (schema,),
-        ).fetchall()
-        digest["columns"] = repr(columns)
-        for seq, value in conn.execute(
-            "SELECT sequencename, last_value FROM pg_sequences WHERE schemaname = %s", (schema,)
-        ).fetchall():
-            digest[f"sequence {seq}"] = str(value)
+        )
+    )
     return digest
 
 
