@@ -95,6 +95,26 @@ AND {{ bucket_of(uuid_expr) }} IN (SELECT b.bucket FROM changed_buckets AS b)
 mod(get_byte(uuid_send({{ uuid_expr }}), 15), {{ partition_count }}) = {{ partition_index }}
 {%- endmacro -%}
 
+{#-
+  The legacy tables the migration accounts for, in the guide's order, with where each lands; a FROM
+  item `t (position, source_table, target_table)`. The dry run also reports the tenants, derived from
+  the users' organizations.
+-#}
+{%- macro migrated_tables(with_tenants=False) -%}
+(
+    VALUES
+    {%- if with_tenants %}
+    (0, 'users_voiceagent.organization_id', 'tenants'),
+    {%- endif %}
+    (1, 'voices_voiceagent', 'voices'),
+    (2, 'numbers_voiceagent', 'phone_numbers'),
+    (3, 'agents_voiceagent', 'voice_agents'),
+    (4, 'leads_voiceagent', 'leads'),
+    (5, 'call_logs_voiceagent', 'voice_calls'),
+    (6, 'org_permissions_voiceagent', 'resource_permissions')
+) AS t (position, source_table, target_table)
+{%- endmacro -%}
+
 {#- Reason a row is quarantined because a value does not fit its target varchar. -#}
 {%- macro too_long(expr, limit, column) -%}
 WHEN length({{ expr }}) > {{ limit }} THEN 'too_long:{{ column }}'

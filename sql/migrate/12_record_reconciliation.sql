@@ -136,15 +136,7 @@ SELECT
     coalesce(s.doubled, 0)::integer AS doubled,
     coalesce(array_to_string(s.unbalanced_ids, ' '), '') AS unbalanced_ids,
     coalesce(reasons.rejected_by_reason, '') AS rejected_by_reason
-FROM (
-    VALUES
-    (1, 'voices_voiceagent', 'voices'),
-    (2, 'numbers_voiceagent', 'phone_numbers'),
-    (3, 'agents_voiceagent', 'voice_agents'),
-    (4, 'leads_voiceagent', 'leads'),
-    (5, 'call_logs_voiceagent', 'voice_calls'),
-    (6, 'org_permissions_voiceagent', 'resource_permissions')
-) AS t (position, source_table, target_table)
+FROM {{ c.migrated_tables() }}
 LEFT JOIN (
     SELECT * FROM small_tables
     UNION ALL

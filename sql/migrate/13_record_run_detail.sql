@@ -123,15 +123,7 @@ SELECT
     pt.rejected,
     coalesce(reasons.rejected_by_reason, '{}'::jsonb) AS rejected_by_reason,
     CASE WHEN t.source_table = 'call_logs_voiceagent' THEN coalesce(f.cross_tenant_findings, 0) ELSE 0 END
-FROM (
-    VALUES
-    ('voices_voiceagent', 'voices'),
-    ('numbers_voiceagent', 'phone_numbers'),
-    ('agents_voiceagent', 'voice_agents'),
-    ('leads_voiceagent', 'leads'),
-    ('call_logs_voiceagent', 'voice_calls'),
-    ('org_permissions_voiceagent', 'resource_permissions')
-) AS t (source_table, target_table)
+FROM {{ c.migrated_tables() }}
 INNER JOIN per_tenant AS pt ON t.source_table = pt.source_table
 LEFT JOIN writes AS w ON pt.source_table = w.source_table AND pt.tenant_id IS NOT DISTINCT FROM w.tenant_id
 LEFT JOIN reasons

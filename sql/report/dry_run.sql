@@ -141,16 +141,7 @@ SELECT
     count(*) FILTER (WHERE cl.outcome = 'rejected') AS would_reject,
     count(*) FILTER (WHERE cl.outcome = 'missing') AS missing,
     coalesce(min(reasons.rejected_by_reason), '') AS rejected_by_reason
-FROM (
-    VALUES
-    (0, 'users_voiceagent.organization_id', 'tenants'),
-    (1, 'voices_voiceagent', 'voices'),
-    (2, 'numbers_voiceagent', 'phone_numbers'),
-    (3, 'agents_voiceagent', 'voice_agents'),
-    (4, 'leads_voiceagent', 'leads'),
-    (5, 'call_logs_voiceagent', 'voice_calls'),
-    (6, 'org_permissions_voiceagent', 'resource_permissions')
-) AS t (position, source_table, target_table)
+FROM {{ c.migrated_tables(with_tenants=True) }}
 LEFT JOIN classified AS cl ON t.source_table = cl.source_table
 LEFT JOIN reasons ON t.source_table = reasons.source_table
 GROUP BY t.position, t.source_table, t.target_table

@@ -17,14 +17,6 @@ SELECT
     ) AS rejected_by_reason,
     d.cross_tenant_findings
 FROM {{ c.tgt }}.migration_run_tables AS d
-INNER JOIN (
-    VALUES
-    (1, 'voices_voiceagent'),
-    (2, 'numbers_voiceagent'),
-    (3, 'agents_voiceagent'),
-    (4, 'leads_voiceagent'),
-    (5, 'call_logs_voiceagent'),
-    (6, 'org_permissions_voiceagent')
-) AS t (position, source_table) ON d.source_table = t.source_table
+INNER JOIN {{ c.migrated_tables() }} ON d.source_table = t.source_table
 WHERE d.run_id = {{ c.run }}
 ORDER BY t.position, d.tenant_id NULLS LAST
