@@ -1,17 +1,27 @@
 -- Passes when every migrated row holds what the mapping guide says it must, recomputed here from
 -- the legacy rows (UTC timestamps, defaults, metadata), independently of the migration steps: a wrong
--- transform or a row edited in the target after migration fails it. Per table and tenant, an
--- order-independent digest (the sum of the rows' hashes) on each side: one pass over each; ids are
--- looked up only where digests differ. Covers voices, phone numbers, agents and (the run's window of)
--- calls; leads (merged) and permissions (remapped resources) are covered by the other checks only.
--- A row expected = legacy row not quarantined; a row found = the target row with the legacy row's id.
+-- transform or a row edited in the target after migration fails it. Covers voices, phone numbers,
+-- agents and (the run's window of) calls; leads (merged) and permissions (remapped resources) are
+-- covered by the other checks only.
+-- Expected rows: the legacy rows not quarantined, each hashed with its target id as the mapping
+-- computes it. Found rows: the target rows whose id is a legacy row's, hashed the same way.
+-- Per table and tenant, each side is reduced to an order-independent digest (the sum of its row
+-- hashes) in one pass over its own table, never joining the two: only where digests differ are the
+-- sides joined on id, to name a few differing rows.
 {% import "_common.sql" as c with context %}
-WITH per_row AS (
+{#- The legacy call columns the guide moves into voice_calls.metadata, each under its own name. -#}
+{%- set call_metadata_keys = [
+    "vapi_call_id", "vapi_data", "call_type", "cost", "cost_breakdown", "call_duration", "job_id", "room_name",
+    "batch_id", "transcriptions",
+] -%}
+{%- set metadata_key_array = "ARRAY['" ~ call_metadata_keys | join("', '") ~ "']" -%}
+WITH expected AS NOT MATERIALIZED (
     SELECT
         'voices_voiceagent' AS source_table,
         {{ c.system_tenant }} AS tenant_id,
         v.id::text AS id,
-        CASE WHEN r.source_id IS NULL THEN hash_record_extended((
+        hash_record_extended((
+            v.id::text,
             {{ c.system_tenant }},
             coalesce(v.provider_voice_id, v.description, 'Voice ' || v.id::text),
             v.description,
@@ -23,28 +33,20 @@ WITH per_row AS (
             jsonb_build_object(
                 'accent', v.accent, 'provider_config', v.provider_config, 'provider_voice_id', v.provider_voice_id
             )
-        ), 0) END AS expected,
-        CASE WHEN t.id IS NOT NULL THEN hash_record_extended((
-            t.tenant_id,
-            t.voice_name::text,
-            t.description,
-            t.voice_sample_url,
-            t.provider::text,
-            t.language::text,
-            t.gender::text,
-            t.is_active,
-            t.metadata
-        ), 0) END AS found
+        ), 0) AS row_hash
     FROM {{ c.src }}.voices_voiceagent AS v
-    LEFT JOIN {{ c.tgt }}.voices AS t ON v.id::text = t.id::text
-    LEFT JOIN {{ c.tgt }}.migration_rejects AS r
-        ON r.source_table = 'voices_voiceagent' AND v.id::text = r.source_id
+    WHERE
+        NOT EXISTS (
+            SELECT 1 FROM {{ c.tgt }}.migration_rejects AS r
+            WHERE r.source_table = 'voices_voiceagent' AND r.source_id = v.id::text
+        )
     UNION ALL
     SELECT
         'numbers_voiceagent',
         {{ c.system_tenant }},
         n.id::text,
-        CASE WHEN r.source_id IS NULL THEN hash_record_extended((
+        hash_record_extended((
+            md5('numbers_voiceagent:' || n.id::text)::uuid,
             {{ c.system_tenant }},
             nullif(btrim(n.phone_number), ''),
             coalesce(n.provider, 'custom'),
@@ -53,27 +55,20 @@ WITH per_row AS (
             coalesce(lower(btrim(n.status)) = 'active', FALSE),
             jsonb_build_object('old_id', n.id, 'status', n.status, 'default_agent', n.default_agent),
             n.created_at AT TIME ZONE 'UTC'
-        ), 0) END,
-        CASE WHEN t.id IS NOT NULL THEN hash_record_extended((
-            t.tenant_id,
-            t.phone_number::text,
-            t.provider::text,
-            t.number_type::text,
-            t.capabilities,
-            t.is_active,
-            t.metadata,
-            t.created_at
-        ), 0) END
+        ), 0)
     FROM {{ c.src }}.numbers_voiceagent AS n
-    LEFT JOIN {{ c.tgt }}.phone_numbers AS t ON md5('numbers_voiceagent:' || n.id::text)::uuid = t.id
-    LEFT JOIN {{ c.tgt }}.migration_rejects AS r
-        ON r.source_table = 'numbers_voiceagent' AND n.id::text = r.source_id
+    WHERE
+        NOT EXISTS (
+            SELECT 1 FROM {{ c.tgt }}.migration_rejects AS r
+            WHERE r.source_table = 'numbers_voiceagent' AND r.source_id = n.id::text
+        )
     UNION ALL
     SELECT
         'agents_voiceagent',
         u.organization_id,
         a.id::text,
-        CASE WHEN r.source_id IS NULL THEN hash_record_extended((
+        hash_record_extended((
+            a.id::integer,
             u.organization_id,
             a.name::text,
             coalesce(a.language, 'en')::text,
@@ -89,27 +84,21 @@ WITH per_row AS (
                 'created_by_user_id', u.user_id
             ),
             a.created_at AT TIME ZONE 'UTC'
-        ), 0) END,
-        CASE WHEN t.id IS NOT NULL THEN hash_record_extended((
-            t.tenant_id,
-            t.agent_name::text,
-            t.agent_language::text,
-            t.voice_id::text,
-            t.is_active,
-            t.metadata,
-            t.created_at
-        ), 0) END
+        ), 0)
     FROM {{ c.src }}.agents_voiceagent AS a
     LEFT JOIN {{ c.src }}.users_voiceagent AS u ON a.created_by = u.id
-    LEFT JOIN {{ c.tgt }}.voice_agents AS t ON a.id = t.id
-    LEFT JOIN {{ c.tgt }}.migration_rejects AS r
-        ON r.source_table = 'agents_voiceagent' AND a.id::text = r.source_id
+    WHERE
+        NOT EXISTS (
+            SELECT 1 FROM {{ c.tgt }}.migration_rejects AS r
+            WHERE r.source_table = 'agents_voiceagent' AND r.source_id = a.id::text
+        )
     UNION ALL
     SELECT
         'call_logs_voiceagent',
         u.organization_id,
         cl.id::text,
-        CASE WHEN r.source_id IS NULL THEN hash_record_extended((
+        hash_record_extended((
+            cl.id,
             u.organization_id,
             cl.voice::text,
             cl.agent::integer,
@@ -123,26 +112,99 @@ WITH per_row AS (
             cl.started_at AT TIME ZONE 'UTC',
             cl.ended_at AT TIME ZONE 'UTC',
             cl.started_at AT TIME ZONE 'UTC',
-            jsonb_hash_extended(
-                jsonb_build_object(
-                    'vapi_call_id', cl.vapi_call_id,
-                    'vapi_data', cl.vapi_data,
-                    'call_type', cl.call_type,
-                    'cost', cl.cost,
-                    'cost_breakdown', cl.cost_breakdown,
-                    'call_duration', cl.call_duration,
-                    'job_id', cl.job_id,
-                    'room_name', cl.room_name,
-                    'batch_id', cl.batch_id,
-                    'transcriptions', cl.transcriptions
-                ) || CASE
-                    WHEN cl.status <> lower(btrim(cl.status)) THEN jsonb_build_object('legacy_status', cl.status)
-                    ELSE '{}'::jsonb
-                END,
-                0
-            )
-        ), 0) END,
-        CASE WHEN t.id IS NOT NULL THEN hash_record_extended((
+            -- metadata, key by key (JSON null for a NULL column), then what remains: the original
+            -- status where normalising changed it.
+            {%- for key in call_metadata_keys %}
+                coalesce(to_jsonb(cl.{{ key }}), 'null'::jsonb),
+            {%- endfor %}
+            CASE
+                WHEN cl.status <> lower(btrim(cl.status)) THEN jsonb_build_object('legacy_status', cl.status)
+                ELSE '{}'::jsonb
+            END
+        ), 0)
+    FROM {{ c.src }}.call_logs_voiceagent AS cl
+    LEFT JOIN {{ c.src }}.users_voiceagent AS u ON cl.initiated_by = u.id
+    LEFT JOIN {{ c.src }}.numbers_voiceagent AS n ON cl.from_number_id = n.id
+    LEFT JOIN {{ c.src }}.leads_voiceagent AS l ON cl.target = l.id
+    LEFT JOIN {{ c.tgt }}.migration_lineage AS lead_map
+        ON lead_map.source_table = 'leads_voiceagent' AND l.id::text = lead_map.source_id
+    WHERE
+        {{ c.in_window("cl.started_at") }}
+        AND NOT EXISTS (
+            SELECT 1 FROM {{ c.tgt }}.migration_rejects AS r
+            WHERE r.source_table = 'call_logs_voiceagent' AND r.source_id = cl.id::text
+        )
+),
+
+found AS NOT MATERIALIZED (
+    SELECT
+        'voices_voiceagent' AS source_table,
+        t.tenant_id,
+        t.id::text AS id,
+        hash_record_extended((
+            t.id::text,
+            t.tenant_id,
+            t.voice_name::text,
+            t.description,
+            t.voice_sample_url,
+            t.provider::text,
+            t.language::text,
+            t.gender::text,
+            t.is_active,
+            t.metadata
+        ), 0) AS row_hash
+    FROM {{ c.tgt }}.voices AS t
+    WHERE
+        EXISTS (
+            SELECT 1 FROM {{ c.src }}.voices_voiceagent AS v
+            WHERE v.id::text = t.id::text
+        )
+    UNION ALL
+    SELECT
+        'numbers_voiceagent',
+        t.tenant_id,
+        n.id::text,
+        hash_record_extended((
+            t.id,
+            t.tenant_id,
+            t.phone_number::text,
+            t.provider::text,
+            t.number_type::text,
+            t.capabilities,
+            t.is_active,
+            t.metadata,
+            t.created_at
+        ), 0)
+    FROM {{ c.tgt }}.phone_numbers AS t
+    INNER JOIN {{ c.src }}.numbers_voiceagent AS n ON md5('numbers_voiceagent:' || n.id::text)::uuid = t.id
+    UNION ALL
+    SELECT
+        'agents_voiceagent',
+        t.tenant_id,
+        t.id::text,
+        hash_record_extended((
+            t.id,
+            t.tenant_id,
+            t.agent_name::text,
+            t.agent_language::text,
+            t.voice_id::text,
+            t.is_active,
+            t.metadata,
+            t.created_at
+        ), 0)
+    FROM {{ c.tgt }}.voice_agents AS t
+    WHERE
+        EXISTS (
+            SELECT 1 FROM {{ c.src }}.agents_voiceagent AS a
+            WHERE a.id = t.id
+        )
+    UNION ALL
+    SELECT
+        'call_logs_voiceagent',
+        t.tenant_id,
+        t.id::text,
+        hash_record_extended((
+            t.id,
             t.tenant_id,
             t.voice_id::text,
             t.agent_id,
@@ -156,46 +218,76 @@ WITH per_row AS (
             t.started_at,
             t.ended_at,
             t.created_at,
-            jsonb_hash_extended(t.metadata, 0)
-        ), 0) END
-    FROM {{ c.src }}.call_logs_voiceagent AS cl
-    LEFT JOIN {{ c.src }}.users_voiceagent AS u ON cl.initiated_by = u.id
-    LEFT JOIN {{ c.src }}.numbers_voiceagent AS n ON cl.from_number_id = n.id
-    LEFT JOIN {{ c.src }}.leads_voiceagent AS l ON cl.target = l.id
-    LEFT JOIN {{ c.tgt }}.migration_lineage AS lead_map
-        ON lead_map.source_table = 'leads_voiceagent' AND l.id::text = lead_map.source_id
-    LEFT JOIN {{ c.tgt }}.voice_calls AS t ON cl.id = t.id
-    LEFT JOIN {{ c.tgt }}.migration_rejects AS r
-        ON r.source_table = 'call_logs_voiceagent' AND cl.id::text = r.source_id
-    WHERE {{ c.in_window("cl.started_at") }}
+            {%- for key in call_metadata_keys %}
+                t.metadata -> '{{ key }}',
+            {%- endfor %}
+            t.metadata - {{ metadata_key_array }}
+        ), 0)
+    FROM {{ c.tgt }}.voice_calls AS t
+    WHERE
+        {{ c.in_window("t.started_at") }}
+        AND EXISTS (
+            SELECT 1 FROM {{ c.src }}.call_logs_voiceagent AS cl
+            WHERE cl.id = t.id
+        )
 ),
 
 digests AS (
     SELECT
-        source_table,
-        tenant_id,
-        count(*) AS legacy_rows,
-        sum(expected::numeric) AS expected,
-        sum(found::numeric) AS found
-    FROM per_row
-    GROUP BY source_table, tenant_id
+        sides.source_table,
+        sides.tenant_id,
+        sum(sides.expected_rows) AS expected_rows,
+        sum(sides.expected) AS expected,
+        sum(sides.found) AS found
+    FROM (
+        SELECT
+            e.source_table,
+            e.tenant_id,
+            count(*) AS expected_rows,
+            sum(e.row_hash::numeric) AS expected,
+            0 AS found
+        FROM expected AS e
+        GROUP BY e.source_table, e.tenant_id
+        UNION ALL
+        SELECT
+            f.source_table,
+            f.tenant_id,
+            0,
+            0,
+            sum(f.row_hash::numeric)
+        FROM found AS f
+        GROUP BY f.source_table, f.tenant_id
+    ) AS sides
+    GROUP BY sides.source_table, sides.tenant_id
 ),
 
 mismatched AS (
     SELECT
         d.source_table,
         d.tenant_id,
-        d.legacy_rows,
+        d.expected_rows,
         (
+            -- Only for a digest that differs: the rows of that table and tenant whose hash differs
+            -- or that one side lacks.
             SELECT array_agg(differing.id ORDER BY differing.id)
             FROM (
-                SELECT p.id
-                FROM per_row AS p
-                WHERE
-                    p.source_table = d.source_table
-                    AND p.tenant_id IS NOT DISTINCT FROM d.tenant_id
-                    AND p.expected IS DISTINCT FROM p.found
-                ORDER BY p.id
+                SELECT coalesce(e.id, f.id) AS id
+                FROM (
+                    SELECT
+                        ex.id,
+                        ex.row_hash
+                    FROM expected AS ex
+                    WHERE ex.source_table = d.source_table AND ex.tenant_id IS NOT DISTINCT FROM d.tenant_id
+                ) AS e
+                FULL JOIN (
+                    SELECT
+                        fo.id,
+                        fo.row_hash
+                    FROM found AS fo
+                    WHERE fo.source_table = d.source_table AND fo.tenant_id IS NOT DISTINCT FROM d.tenant_id
+                ) AS f ON e.id = f.id
+                WHERE e.row_hash IS DISTINCT FROM f.row_hash
+                ORDER BY coalesce(e.id, f.id)
                 LIMIT 5
             ) AS differing
         ) AS example_ids
@@ -210,8 +302,8 @@ SELECT
             SELECT
                 string_agg(
                     format(
-                        '%s tenant %s: content differs from the legacy rows (of %s) e.g. %s',
-                        m.source_table, coalesce(m.tenant_id::text, '(none)'), m.legacy_rows,
+                        '%s tenant %s: content differs from the legacy rows (%s expected) e.g. %s',
+                        m.source_table, coalesce(m.tenant_id::text, '(none)'), m.expected_rows,
                         array_to_string(m.example_ids, ' ')
                     ),
                     '; ' ORDER BY m.source_table, m.tenant_id

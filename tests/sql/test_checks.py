@@ -135,6 +135,59 @@ def test_content_check_fails_on_a_wrong_transform_of_a_whole_tenant(migrated):
     assert len(detail.split(" e.g. ")[1].split()) == 5  # a few ids, not thousands
 
 
+def test_content_check_names_a_call_missing_from_the_target(migrated):
+    call, tenant = migrated.rows("SELECT id::text, tenant_id::text FROM voice_calls ORDER BY id LIMIT 1")[0]
+    migrated.execute("DELETE FROM voice_calls WHERE id = %s", (call,))
+    passed, detail = migrated.check("check_content_matches_legacy")
+    assert passed is False
+    assert f"call_logs_voiceagent tenant {tenant}: content differs" in detail and call in detail
+
+
+def test_content_check_names_both_tenants_of_a_call_moved_to_another_tenant(migrated):
+    call, tenant = migrated.rows(
+        "SELECT id::text, tenant_id::text FROM voice_calls WHERE tenant_id <> %s LIMIT 1", (ORG_A,)
+    )[0]
+    migrated.execute("UPDATE voice_calls SET tenant_id = %s WHERE id = %s", (ORG_A, call))
+    passed, detail = migrated.check("check_content_matches_legacy")
+    assert passed is False
+    for each in (tenant, ORG_A):
+        assert f"call_logs_voiceagent tenant {each}: content differs" in detail, detail
+    assert detail.count(call) == 2
+
+
+def test_content_check_tells_a_json_null_from_a_missing_metadata_key(migrated):
+    """The guide maps a NULL legacy column to a JSON null under its key: dropping the key is an edit."""
+    call, key = migrated.rows(
+        "SELECT id::text, key FROM voice_calls, jsonb_each(metadata) WHERE value = 'null' ORDER BY id, key LIMIT 1"
+    )[0]
+    migrated.execute("UPDATE voice_calls SET metadata = metadata - %s WHERE id = %s", (key, call))
+    passed, detail = migrated.check("check_content_matches_legacy")
+    assert passed is False and call in detail, detail
+
+
+def test_content_check_tells_a_number_from_the_same_digits_as_a_string(migrated):
+    call = migrated.value(
+        "SELECT id::text FROM voice_calls WHERE jsonb_typeof(metadata -> 'cost') = 'number' ORDER BY id LIMIT 1"
+    )
+    migrated.execute(
+        "UPDATE voice_calls SET metadata = jsonb_set(metadata, '{cost}', to_jsonb(metadata ->> 'cost')) WHERE id = %s",
+        (call,),
+    )
+    passed, detail = migrated.check("check_content_matches_legacy")
+    assert passed is False and call in detail, detail
+
+
+def test_content_check_ignores_the_applications_own_calls(migrated):
+    """Only target rows carrying a legacy id are compared: calls the application writes itself are not
+    the migration's."""
+    migrated.execute(
+        "INSERT INTO voice_calls (id, tenant_id, status, metadata) VALUES (gen_random_uuid(), %s, 'completed', '{}')",
+        (ORG_A,),
+    )
+    passed, detail = migrated.check("check_content_matches_legacy")
+    assert passed is True, detail
+
+
 @pytest.mark.parametrize(
     ("table", "change"),
     [
