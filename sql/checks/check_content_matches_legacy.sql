@@ -225,7 +225,8 @@ found AS NOT MATERIALIZED (
         ), 0)
     FROM {{ c.tgt }}.voice_calls AS t
     WHERE
-        {{ c.in_window("t.started_at") }}
+        -- started_at is UTC wall-clock time here: placed in the window as a UTC instant.
+        {{ c.in_window(c.utc("t.started_at")) }}
         AND EXISTS (
             SELECT 1 FROM {{ c.src }}.call_logs_voiceagent AS cl
             WHERE cl.id = t.id

@@ -110,6 +110,20 @@ def test_the_reconciliation_of_a_windowed_run_counts_the_calls_of_its_window(kat
     assert "call_logs_voiceagent" in detail
 
 
+def test_the_content_check_of_a_windowed_run_compares_the_calls_of_its_window(kathmandu_demo):
+    """The target keeps UTC wall-clock timestamps: the check must place them in the window as UTC
+    instants, not in the session's time zone (calls sit on both edges of the window)."""
+    db = kathmandu_demo
+    db.migrate(**DAY_1)
+    passed, detail = db.check("check_content_matches_legacy", **DAY_1)
+    assert passed, detail
+    # A call of the window (on its first instant) edited in the target fails it.
+    edge = db.value("SELECT md5('edge' || 1)::uuid::text")
+    db.execute("UPDATE public.voice_calls SET status = 'edited' WHERE id = %s", (edge,))
+    passed, detail = db.check("check_content_matches_legacy", **DAY_1)
+    assert not passed and edge in detail, detail
+
+
 def test_runs_keep_their_own_reconciliation(kathmandu_demo):
     db = kathmandu_demo
     db.migrate(**DAY_1)
