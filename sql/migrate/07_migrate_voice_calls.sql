@@ -59,15 +59,17 @@ SET LOCAL work_mem = '256MB';
 SET LOCAL enable_nestloop = off;
 
 -- What decides whether a call must be (re)built, kept narrow so that joins hash ids, not rows.
--- The fingerprint covers every input of the mapping: the call row and what it reads from users,
--- numbers and leads.
+-- The fingerprint covers every input of the mapping: the call row's version (its xmin, which
+-- every UPDATE of the row changes, so the row's columns need not be read and hashed) and what it
+-- reads from users, numbers and leads. A legacy table restored from a dump gets new versions: its
+-- calls are all compared again, which is safe.
 CREATE OR REPLACE TEMP VIEW call_inputs AS
 SELECT
     cl.id,
     {{ c.bucket_of("cl.id") }} AS bucket,
     {{ reject_reason() }} AS reason,
     hash_record_extended(
-        (cl.row_hash, u.organization_id, u.user_id, n.phone_number, l.lead_number, l.lead_id),
+        (cl.id, cl.row_version, u.organization_id, u.user_id, n.phone_number, l.lead_number, l.lead_id),
         {{ mapping_version }}
     ) AS fingerprint
 FROM (
@@ -79,15 +81,30 @@ FROM (
         calls.status,
         calls.from_number_id,
         calls.started_at,
-        hash_record_extended(calls.*, {{ mapping_version }}) AS row_hash
+        calls.xmin::text AS row_version
     FROM {{ c.src }}.call_logs_voiceagent AS calls
 ) AS cl
 {{ call_references() }};
 
+-- Those inputs for this partition's calls (of the window), in one pass: the buckets to rebuild and
+-- the quarantine are decided from it.
+CREATE TEMP TABLE call_state ON COMMIT DROP AS
+SELECT
+    i.id,
+    i.bucket,
+    i.reason,
+    i.fingerprint
+FROM call_inputs AS i;
+
+ANALYZE call_state;
+
+-- Planned from call_state's statistics, the quarantine's statements may probe indexes: a few
+-- thousand rejected calls are looked up by id rather than by scanning the whole call log.
+SET LOCAL enable_nestloop = on;
+
 -- The mapping of the guide, column by column.
 CREATE OR REPLACE TEMP VIEW call_mapping AS
 SELECT
-    cl AS legacy_row,
     cl.id,
     {{ reject_reason() }} AS reason,
     u.organization_id AS tenant_id,
@@ -121,11 +138,11 @@ FROM {{ c.src }}.call_logs_voiceagent AS cl
 CREATE TEMP TABLE changed_buckets ON COMMIT DROP AS
 WITH current_state AS (
     SELECT
-        i.bucket,
-        sum(i.fingerprint) AS fingerprint,
-        count(*) FILTER (WHERE i.reason IS NULL) AS landable_calls
-    FROM call_inputs AS i
-    GROUP BY i.bucket
+        st.bucket,
+        sum(st.fingerprint) AS fingerprint,
+        count(*) FILTER (WHERE st.reason IS NULL) AS landable_calls
+    FROM call_state AS st
+    GROUP BY st.bucket
 ),
 
 landed AS (
@@ -158,31 +175,26 @@ ANALYZE changed_buckets;
 INSERT INTO {{ c.tgt }}.migration_rejects AS r (source_table, source_id, reason, source_row)
 SELECT
     'call_logs_voiceagent',
-    rejected.id::text,
-    rejected.reason,
-    to_jsonb(rejected.legacy_row)
-FROM (
-    -- OFFSET 0 keeps the planner from probing voice_calls before it has filtered the rejects.
-    SELECT
-        m.id,
-        m.reason,
-        m.legacy_row
-    FROM call_mapping AS m
-    WHERE
-        m.reason IS NOT NULL
-        {{ c.in_changed_bucket("m.id") }}
-    OFFSET 0  -- noqa: AM09
-) AS rejected
+    st.id::text,
+    st.reason,
+    to_jsonb(cl)
+FROM call_state AS st
+INNER JOIN {{ c.src }}.call_logs_voiceagent AS cl ON st.id = cl.id
 WHERE
-    NOT EXISTS (
+    st.reason IS NOT NULL
+    {{ c.in_changed_bucket("st.id") }}
+    AND NOT EXISTS (
         SELECT 1 FROM {{ c.tgt }}.voice_calls AS landed
-        WHERE landed.id = rejected.id
+        WHERE landed.id = st.id
     )
 ON CONFLICT (source_table, source_id) DO UPDATE SET
     reason = excluded.reason,
     source_row = excluded.source_row,
     rejected_at = excluded.rejected_at
 WHERE (r.reason, r.source_row) IS DISTINCT FROM (excluded.reason, excluded.source_row);
+
+-- The mapping reads the views again: whole tables, hash joins.
+SET LOCAL enable_nestloop = off;
 
 WITH written AS (
     INSERT INTO {{ c.tgt }}.voice_calls AS t (
