@@ -5,9 +5,8 @@
 -- system tenant for voices and numbers); NULL when it has none.
 {% import "_common.sql" as c with context %}
 {{ c.serialize_step() }}
--- A pass over every legacy row: hash joins only (the quarantine's statistics are fresh, see
--- record_reconciliation; a nested loop against a million calls would take minutes).
-SET LOCAL enable_nestloop = off;
+-- The quarantine's and the findings' statistics are fresh (see record_reconciliation): the planner
+-- knows how few calls they hold.
 
 DELETE FROM {{ c.tgt }}.migration_run_tables
 WHERE run_id = {{ c.run }};
@@ -17,6 +16,7 @@ INSERT INTO {{ c.tgt }}.migration_run_tables (
     rejected_by_reason, cross_tenant_findings
 )
 WITH legacy AS (
+    -- The small tables, row by row.
     SELECT
         'voices_voiceagent' AS source_table,
         v.id::text AS source_id,
@@ -44,30 +44,75 @@ WITH legacy AS (
     LEFT JOIN {{ c.src }}.users_voiceagent AS u ON l.added_by = u.id
     UNION ALL
     SELECT
-        'call_logs_voiceagent',
-        cl.id::text,
-        u.organization_id
-    FROM {{ c.src }}.call_logs_voiceagent AS cl
-    LEFT JOIN {{ c.src }}.users_voiceagent AS u ON cl.initiated_by = u.id
-    WHERE {{ c.in_window("cl.started_at") }}
-    UNION ALL
-    SELECT
         'org_permissions_voiceagent',
         p.id::text,
         p.organization_id
     FROM {{ c.src }}.org_permissions_voiceagent AS p
 ),
 
-per_tenant AS (
+-- The calls are many: counted per tenant in one narrow pass, and only the few quarantined (or
+-- flagged) ones are looked up by id, never a million ids joined as text.
+call_tenants AS (
+    SELECT
+        u.organization_id AS tenant_id,
+        count(*) AS in_scope
+    FROM {{ c.src }}.call_logs_voiceagent AS cl
+    LEFT JOIN {{ c.src }}.users_voiceagent AS u ON cl.initiated_by = u.id
+    WHERE {{ c.in_window("cl.started_at") }}
+    GROUP BY u.organization_id
+),
+
+call_rejects AS (
+    SELECT
+        u.organization_id AS tenant_id,
+        r.reason
+    FROM {{ c.tgt }}.migration_rejects AS r
+    INNER JOIN {{ c.src }}.call_logs_voiceagent AS cl ON r.source_id::uuid = cl.id
+    LEFT JOIN {{ c.src }}.users_voiceagent AS u ON cl.initiated_by = u.id
+    WHERE
+        r.source_table = 'call_logs_voiceagent'
+        AND {{ c.in_window("cl.started_at") }}
+),
+
+rejects AS (
     SELECT
         lg.source_table,
         lg.tenant_id,
-        count(*) AS in_scope,
-        count(r.source_id) AS rejected
+        r.reason
     FROM legacy AS lg
-    LEFT JOIN {{ c.tgt }}.migration_rejects AS r
+    INNER JOIN {{ c.tgt }}.migration_rejects AS r
         ON lg.source_table = r.source_table AND lg.source_id = r.source_id
-    GROUP BY lg.source_table, lg.tenant_id
+    UNION ALL
+    SELECT
+        'call_logs_voiceagent',
+        cr.tenant_id,
+        cr.reason
+    FROM call_rejects AS cr
+),
+
+per_tenant AS (
+    SELECT
+        scope.source_table,
+        scope.tenant_id,
+        scope.in_scope,
+        (
+            SELECT count(*) FROM rejects AS r
+            WHERE r.source_table = scope.source_table AND r.tenant_id IS NOT DISTINCT FROM scope.tenant_id
+        ) AS rejected
+    FROM (
+        SELECT
+            lg.source_table,
+            lg.tenant_id,
+            count(*) AS in_scope
+        FROM legacy AS lg
+        GROUP BY lg.source_table, lg.tenant_id
+        UNION ALL
+        SELECT
+            'call_logs_voiceagent',
+            ct.tenant_id,
+            ct.in_scope
+        FROM call_tenants AS ct
+    ) AS scope
 ),
 
 reasons AS (
@@ -77,14 +122,12 @@ reasons AS (
         jsonb_object_agg(per_reason.reason, per_reason.n) AS rejected_by_reason
     FROM (
         SELECT
-            lg.source_table,
-            lg.tenant_id,
+            r.source_table,
+            r.tenant_id,
             r.reason,
             count(*) AS n
-        FROM legacy AS lg
-        INNER JOIN {{ c.tgt }}.migration_rejects AS r
-            ON lg.source_table = r.source_table AND lg.source_id = r.source_id
-        GROUP BY lg.source_table, lg.tenant_id, r.reason
+        FROM rejects AS r
+        GROUP BY r.source_table, r.tenant_id, r.reason
     ) AS per_reason
     GROUP BY per_reason.source_table, per_reason.tenant_id
 ),
@@ -105,9 +148,11 @@ findings AS (
         f.tenant_id,
         count(DISTINCT f.source_id) AS cross_tenant_findings
     FROM {{ c.tgt }}.migration_findings AS f
-    INNER JOIN legacy AS lg
-        ON lg.source_table = 'call_logs_voiceagent' AND f.source_id = lg.source_id
-    WHERE f.kind LIKE '%\_in\_other\_tenant'
+    INNER JOIN {{ c.src }}.call_logs_voiceagent AS cl ON f.source_id::uuid = cl.id
+    WHERE
+        f.source_table = 'call_logs_voiceagent'
+        AND f.kind LIKE '%\_in\_other\_tenant'
+        AND {{ c.in_window("cl.started_at") }}
     GROUP BY f.tenant_id
 )
 
