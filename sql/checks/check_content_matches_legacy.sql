@@ -9,12 +9,14 @@
 -- hashes) in one pass over its own table, never joining the two: only where digests differ are the
 -- sides joined on id, to name a few differing rows.
 {% import "_common.sql" as c with context %}
-{#- The legacy call columns the guide moves into voice_calls.metadata, each under its own name. -#}
-{%- set call_metadata_keys = [
-    "vapi_call_id", "vapi_data", "call_type", "cost", "cost_breakdown", "call_duration", "job_id", "room_name",
-    "batch_id", "transcriptions",
-] -%}
-{%- set metadata_key_array = "ARRAY['" ~ call_metadata_keys | join("', '") ~ "']" -%}
+{#-
+  The legacy call columns the guide moves into voice_calls.metadata, each under its own name: the
+  jsonb documents (large: hashed as they stand, never copied into a new object) and the scalars
+  (small: the one object they make is hashed).
+-#}
+{%- set document_keys = ["vapi_data", "cost_breakdown", "transcriptions"] -%}
+{%- set scalar_keys = ["vapi_call_id", "call_type", "cost", "call_duration", "job_id", "room_name", "batch_id"] -%}
+{%- set document_key_array = "ARRAY['" ~ document_keys | join("', '") ~ "']" -%}
 WITH expected AS NOT MATERIALIZED (
     SELECT
         'voices_voiceagent' AS source_table,
@@ -112,12 +114,16 @@ WITH expected AS NOT MATERIALIZED (
             cl.started_at AT TIME ZONE 'UTC',
             cl.ended_at AT TIME ZONE 'UTC',
             cl.started_at AT TIME ZONE 'UTC',
-            -- metadata, key by key (JSON null for a NULL column), then what remains: the original
-            -- status where normalising changed it.
-            {%- for key in call_metadata_keys %}
-                coalesce(to_jsonb(cl.{{ key }}), 'null'::jsonb),
+            -- metadata: each document under its key (JSON null for a NULL column), then the object
+            -- of everything else: the scalars and the original status where normalising changed it.
+            {%- for key in document_keys %}
+                coalesce(cl.{{ key }}, 'null'::jsonb),
             {%- endfor %}
-            CASE
+            jsonb_build_object(
+                {%- for key in scalar_keys %}
+                    '{{ key }}', cl.{{ key }}{{ "," if not loop.last }}
+                {%- endfor %}
+            ) || CASE
                 WHEN cl.status <> lower(btrim(cl.status)) THEN jsonb_build_object('legacy_status', cl.status)
                 ELSE '{}'::jsonb
             END
@@ -218,10 +224,10 @@ found AS NOT MATERIALIZED (
             t.started_at,
             t.ended_at,
             t.created_at,
-            {%- for key in call_metadata_keys %}
+            {%- for key in document_keys %}
                 t.metadata -> '{{ key }}',
             {%- endfor %}
-            t.metadata - {{ metadata_key_array }}
+            t.metadata - {{ document_key_array }}
         ), 0)
     FROM {{ c.tgt }}.voice_calls AS t
     WHERE
