@@ -4,21 +4,22 @@
 {% import "_common.sql" as c with context %}
 {{ c.serialize_step() }}
 
-DELETE FROM {{ c.tgt }}.migration_findings;
+-- The two passes over the call tables only read, into temp tables, so that they may run in
+-- parallel workers (an INSERT's query cannot); what they find is few rows, analysed before use.
 
-INSERT INTO {{ c.tgt }}.migration_findings (
-    kind, source_table, source_id, tenant_id, referenced_id, referenced_tenant_id, covered_by_grant
-)
--- One pass over the landed calls against the small tables (agents, leads, voices); only the few
--- flagged calls are then unfolded into one finding per reference.
+-- One pass over the landed calls against the small tables (agents, leads, voices).
+CREATE TEMP TABLE flagged_calls ON COMMIT DROP AS
 SELECT
-    f.kind,
-    'call_logs_voiceagent',
-    flagged.id::text,
+    flagged.id,
     flagged.tenant_id,
-    f.referenced_id,
-    f.referenced_tenant_id,
-    f.covered_by_grant
+    flagged.agent_id,
+    flagged.lead_id,
+    flagged.voice_id,
+    flagged.agent_tenant_id,
+    flagged.lead_tenant_id,
+    flagged.agent_kind,
+    flagged.lead_kind,
+    flagged.voice_kind
 FROM (
     SELECT
         vc.id,
@@ -39,6 +40,39 @@ FROM (
     LEFT JOIN {{ c.tgt }}.leads AS ld ON vc.lead_id = ld.id
     LEFT JOIN {{ c.tgt }}.voices AS vo ON vc.voice_id = vo.id
 ) AS flagged
+WHERE flagged.agent_kind IS NOT NULL OR flagged.lead_kind IS NOT NULL OR flagged.voice_kind IS NOT NULL;
+
+-- One pass over the legacy calls against the small lead lineage: calls whose target has no migrated
+-- lead (quarantined, or never existed).
+CREATE TEMP TABLE dangling_calls ON COMMIT DROP AS
+SELECT
+    dangling.id,
+    dangling.target
+FROM {{ c.src }}.call_logs_voiceagent AS dangling
+WHERE
+    dangling.target IS NOT NULL
+    AND NOT EXISTS (
+        SELECT 1 FROM {{ c.tgt }}.migration_lineage AS lead_map
+        WHERE lead_map.source_table = 'leads_voiceagent' AND lead_map.source_id = dangling.target::text
+    );
+
+ANALYZE flagged_calls, dangling_calls;
+
+DELETE FROM {{ c.tgt }}.migration_findings;
+
+INSERT INTO {{ c.tgt }}.migration_findings (
+    kind, source_table, source_id, tenant_id, referenced_id, referenced_tenant_id, covered_by_grant
+)
+-- The flagged calls, unfolded into one finding per reference.
+SELECT
+    f.kind,
+    'call_logs_voiceagent',
+    flagged.id::text,
+    flagged.tenant_id,
+    f.referenced_id,
+    f.referenced_tenant_id,
+    f.covered_by_grant
+FROM flagged_calls AS flagged
 CROSS JOIN
     LATERAL (
         VALUES
@@ -58,12 +92,9 @@ CROSS JOIN
         (flagged.lead_kind, flagged.lead_id::text, flagged.lead_tenant_id, FALSE),
         (flagged.voice_kind, flagged.voice_id, NULL::uuid, FALSE)
     ) AS f (kind, referenced_id, referenced_tenant_id, covered_by_grant)
-WHERE
-    (flagged.agent_kind IS NOT NULL OR flagged.lead_kind IS NOT NULL OR flagged.voice_kind IS NOT NULL)
-    AND f.kind IS NOT NULL
+WHERE f.kind IS NOT NULL
 UNION ALL
--- Landed calls whose legacy target has no migrated lead (quarantined, or never existed): found from
--- the legacy side against the small lead lineage; each of those few calls is then looked up by id.
+-- The dangling calls that landed, each looked up by id.
 SELECT
     'lead_not_migrated',
     'call_logs_voiceagent',
@@ -72,18 +103,5 @@ SELECT
     dangling.target::text,
     NULL::uuid,
     FALSE
-FROM {{ c.src }}.call_logs_voiceagent AS dangling
-CROSS JOIN
-    LATERAL (
-        SELECT
-            vc.id,
-            vc.tenant_id
-        FROM {{ c.tgt }}.voice_calls AS vc
-        WHERE vc.id = dangling.id
-    ) AS landed
-WHERE
-    dangling.target IS NOT NULL
-    AND NOT EXISTS (
-        SELECT 1 FROM {{ c.tgt }}.migration_lineage AS lead_map
-        WHERE lead_map.source_table = 'leads_voiceagent' AND lead_map.source_id = dangling.target::text
-    );
+FROM dangling_calls AS dangling
+INNER JOIN {{ c.tgt }}.voice_calls AS landed ON dangling.id = landed.id;
