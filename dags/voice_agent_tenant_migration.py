@@ -123,7 +123,7 @@ with DAG(
         migration_check("checks/check_no_orphan_tenants.sql"),
         migration_check("checks/check_no_duplicate_natural_keys.sql"),
         migration_check("checks/check_sequences_past_max_id.sql"),
-        migration_check("checks/check_content_matches_legacy.sql"),
+        migration_check("checks/check_content_matches_legacy.sql", work_mem="256MB"),
         migration_check("checks/check_run_balanced.sql"),
     ]
     report_findings = SQLReportOperator(

@@ -101,8 +101,15 @@ def partitioned_migration_step(sql_file: str, partitions: int | str, **kwargs: A
     return step
 
 
-def migration_check(sql_file: str, **kwargs: Any) -> SQLCheckOperator:
-    """A check returning one row (passed, detail); a failure is final and its log shows the detail."""
+def migration_check(sql_file: str, work_mem: str | None = None, **kwargs: Any) -> SQLCheckOperator:
+    """A check returning one row (passed, detail); a failure is final and its log shows the detail.
+
+    `work_mem` (e.g. "256MB") is set for the check's session: a check that hashes whole tables then
+    keeps its hash tables in memory instead of batching them to disk. A check is one statement, so it
+    cannot `SET LOCAL` itself.
+    """
+    if work_mem is not None:
+        kwargs["hook_params"] = {**kwargs.get("hook_params", {}), "options": f"-c work_mem={work_mem}"}
     return SQLCheckOperator(
         task_id=step_task_id(sql_file),
         conn_id=CONN_ID,
