@@ -6,8 +6,11 @@
 -- Expected rows: the legacy rows not quarantined, each hashed with its target id as the mapping
 -- computes it. Found rows: the target rows whose id is a legacy row's, hashed the same way.
 -- Per table and tenant, each side is reduced to an order-independent digest (the sum of its row
--- hashes) in one pass over its own table, never joining the two: only where digests differ are the
--- sides joined on id, to name a few differing rows.
+-- hashes) in one pass over its own table, never joining the two. First every call of the target is
+-- taken as found: where that digest equals the expected one, the tenant's calls are exactly the
+-- expected rows. Only where it differs are the target's calls narrowed to those with a legacy id (the
+-- application may hold calls of its own), and only where that still differs are the sides joined on
+-- id, to name a few differing rows.
 {% import "_common.sql" as c with context %}
 {#-
   The legacy call columns the guide moves into voice_calls.metadata, each under its own name: the
@@ -142,7 +145,8 @@ WITH expected AS NOT MATERIALIZED (
         )
 ),
 
-found AS NOT MATERIALIZED (
+-- The small tables' rows with a legacy id; every call of the window.
+found_any AS NOT MATERIALIZED (
     SELECT
         'voices_voiceagent' AS source_table,
         t.tenant_id,
@@ -233,9 +237,21 @@ found AS NOT MATERIALIZED (
     WHERE
         -- started_at is UTC wall-clock time here: placed in the window as a UTC instant.
         {{ c.in_window(c.utc("t.started_at")) }}
-        AND EXISTS (
+),
+
+-- The found rows proper: those with a legacy id.
+found AS NOT MATERIALIZED (
+    SELECT
+        fa.source_table,
+        fa.tenant_id,
+        fa.id,
+        fa.row_hash
+    FROM found_any AS fa
+    WHERE
+        fa.source_table <> 'call_logs_voiceagent'
+        OR EXISTS (
             SELECT 1 FROM {{ c.src }}.call_logs_voiceagent AS cl
-            WHERE cl.id = t.id
+            WHERE cl.id = fa.id::uuid
         )
 ),
 
@@ -245,7 +261,7 @@ digests AS (
         sides.tenant_id,
         sum(sides.expected_rows) AS expected_rows,
         sum(sides.expected) AS expected,
-        sum(sides.found) AS found
+        sum(sides.found) AS found_any
     FROM (
         SELECT
             e.source_table,
@@ -262,10 +278,26 @@ digests AS (
             0,
             0,
             sum(f.row_hash::numeric)
-        FROM found AS f
+        FROM found_any AS f
         GROUP BY f.source_table, f.tenant_id
     ) AS sides
     GROUP BY sides.source_table, sides.tenant_id
+),
+
+-- Where the digest of every found row differs: the digest of the rows with a legacy id.
+suspects AS (
+    SELECT
+        d.source_table,
+        d.tenant_id,
+        d.expected_rows,
+        d.expected,
+        coalesce((
+            SELECT sum(fo.row_hash::numeric)
+            FROM found AS fo
+            WHERE fo.source_table = d.source_table AND fo.tenant_id IS NOT DISTINCT FROM d.tenant_id
+        ), 0) AS found
+    FROM digests AS d
+    WHERE d.expected IS DISTINCT FROM d.found_any
 ),
 
 mismatched AS (
@@ -298,7 +330,7 @@ mismatched AS (
                 LIMIT 5
             ) AS differing
         ) AS example_ids
-    FROM digests AS d
+    FROM suspects AS d
     WHERE d.expected IS DISTINCT FROM d.found
 )
 

@@ -177,15 +177,28 @@ def test_content_check_tells_a_number_from_the_same_digits_as_a_string(migrated)
     assert passed is False and call in detail, detail
 
 
-def test_content_check_ignores_the_applications_own_calls(migrated):
+@pytest.mark.parametrize("tenant", [ORG_A, STRAY_TENANT], ids=["tenant-with-legacy-calls", "tenant-without"])
+def test_content_check_ignores_the_applications_own_calls(migrated, tenant):
     """Only target rows carrying a legacy id are compared: calls the application writes itself are not
-    the migration's."""
+    the migration's, whether or not their tenant has legacy calls."""
     migrated.execute(
         "INSERT INTO voice_calls (id, tenant_id, status, metadata) VALUES (gen_random_uuid(), %s, 'completed', '{}')",
-        (ORG_A,),
+        (tenant,),
     )
     passed, detail = migrated.check("check_content_matches_legacy")
     assert passed is True, detail
+
+
+def test_content_check_still_names_an_edited_call_beside_the_applications_own(migrated):
+    call, tenant = migrated.rows("SELECT id::text, tenant_id::text FROM voice_calls ORDER BY id LIMIT 1")[0]
+    migrated.execute(
+        "INSERT INTO voice_calls (id, tenant_id, status, metadata) VALUES (gen_random_uuid(), %s, 'completed', '{}')",
+        (tenant,),
+    )
+    migrated.execute("UPDATE voice_calls SET status = 'edited' WHERE id = %s", (call,))
+    passed, detail = migrated.check("check_content_matches_legacy")
+    assert passed is False
+    assert f"call_logs_voiceagent tenant {tenant}: content differs" in detail and call in detail, detail
 
 
 @pytest.mark.parametrize(
