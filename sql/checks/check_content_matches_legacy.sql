@@ -20,6 +20,13 @@
 {%- set document_keys = ["vapi_data", "cost_breakdown", "transcriptions"] -%}
 {%- set scalar_keys = ["vapi_call_id", "call_type", "cost", "call_duration", "job_id", "room_name", "batch_id"] -%}
 {%- set document_key_array = "ARRAY['" ~ document_keys | join("', '") ~ "']" -%}
+{#- An expected row is a legacy row the migration did not quarantine. -#}
+{%- macro not_quarantined(source_table, source_id) -%}
+NOT EXISTS (
+    SELECT 1 FROM {{ c.tgt }}.migration_rejects AS r
+    WHERE r.source_table = '{{ source_table }}' AND r.source_id = {{ source_id }}
+)
+{%- endmacro -%}
 WITH expected AS NOT MATERIALIZED (
     SELECT
         'voices_voiceagent' AS source_table,
@@ -41,10 +48,7 @@ WITH expected AS NOT MATERIALIZED (
         ), 0) AS row_hash
     FROM {{ c.src }}.voices_voiceagent AS v
     WHERE
-        NOT EXISTS (
-            SELECT 1 FROM {{ c.tgt }}.migration_rejects AS r
-            WHERE r.source_table = 'voices_voiceagent' AND r.source_id = v.id::text
-        )
+        {{ not_quarantined("voices_voiceagent", "v.id::text") }}
     UNION ALL
     SELECT
         'numbers_voiceagent',
@@ -63,10 +67,7 @@ WITH expected AS NOT MATERIALIZED (
         ), 0)
     FROM {{ c.src }}.numbers_voiceagent AS n
     WHERE
-        NOT EXISTS (
-            SELECT 1 FROM {{ c.tgt }}.migration_rejects AS r
-            WHERE r.source_table = 'numbers_voiceagent' AND r.source_id = n.id::text
-        )
+        {{ not_quarantined("numbers_voiceagent", "n.id::text") }}
     UNION ALL
     SELECT
         'agents_voiceagent',
@@ -93,10 +94,7 @@ WITH expected AS NOT MATERIALIZED (
     FROM {{ c.src }}.agents_voiceagent AS a
     LEFT JOIN {{ c.src }}.users_voiceagent AS u ON a.created_by = u.id
     WHERE
-        NOT EXISTS (
-            SELECT 1 FROM {{ c.tgt }}.migration_rejects AS r
-            WHERE r.source_table = 'agents_voiceagent' AND r.source_id = a.id::text
-        )
+        {{ not_quarantined("agents_voiceagent", "a.id::text") }}
     UNION ALL
     SELECT
         'call_logs_voiceagent',
@@ -139,10 +137,7 @@ WITH expected AS NOT MATERIALIZED (
         ON lead_map.source_table = 'leads_voiceagent' AND l.id::text = lead_map.source_id
     WHERE
         {{ c.in_window("cl.started_at") }}
-        AND NOT EXISTS (
-            SELECT 1 FROM {{ c.tgt }}.migration_rejects AS r
-            WHERE r.source_table = 'call_logs_voiceagent' AND r.source_id = cl.id::text
-        )
+        AND {{ not_quarantined("call_logs_voiceagent", "cl.id::text") }}
 ),
 
 -- The small tables' rows with a legacy id; every call of the window.
