@@ -17,6 +17,15 @@ from devtools.postgres import airflow_connection
 RUN_RECORD_TABLES = {"migration_reconciliation", "migration_runs", "migration_run_writes", "migration_run_tables"}
 
 MIGRATION_STEPS = sorted(str(p.relative_to(SQL_DIR)) for p in (SQL_DIR / "migrate").glob("*.sql"))
+# The DAG's checks (sql/checks), the four that count rows and references first.
+CHECKS = [
+    "check_conservation",
+    "check_no_orphan_tenants",
+    "check_no_duplicate_natural_keys",
+    "check_sequences_past_max_id",
+    "check_content_matches_legacy",
+    "check_run_balanced",
+]
 
 
 @dataclass

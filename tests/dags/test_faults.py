@@ -14,17 +14,9 @@ import pytest
 
 from devtools.legacy_db import build_demo_database
 from devtools.postgres import create_database
-from tests.helpers import LegacyDatabase, run_dag
+from tests.helpers import CHECKS, LegacyDatabase, run_dag
 
 CALLS = 200_000  # enough for the call step to last a few seconds
-CHECKS = [
-    "check_conservation",
-    "check_no_orphan_tenants",
-    "check_no_duplicate_natural_keys",
-    "check_sequences_past_max_id",
-    "check_content_matches_legacy",
-    "check_run_balanced",
-]
 CALL_STEP_QUERY = "-- Every legacy call lands once in voice_calls%"  # the start: pg_stat_activity truncates
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.helpers import CHECKS
+
 ORG_A = "5abb0a93-f59f-48fc-9c5a-2b549b4f8367"
 STRAY_TENANT = "99999999-9999-4999-8999-999999999999"
 
@@ -15,16 +17,6 @@ def migrated(demo_db):
         passed, detail = demo_db.check(name)
         assert passed is True, detail
     return demo_db
-
-
-CHECKS = [
-    "check_conservation",
-    "check_no_orphan_tenants",
-    "check_no_duplicate_natural_keys",
-    "check_sequences_past_max_id",
-    "check_content_matches_legacy",
-    "check_run_balanced",
-]
 
 
 def some_call(db):

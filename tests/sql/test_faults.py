@@ -9,16 +9,7 @@ import time
 import psycopg
 import pytest
 
-from tests.helpers import MIGRATION_STEPS
-
-CHECKS = [
-    "check_conservation",
-    "check_no_orphan_tenants",
-    "check_no_duplicate_natural_keys",
-    "check_sequences_past_max_id",
-    "check_content_matches_legacy",
-    "check_run_balanced",
-]
+from tests.helpers import CHECKS, MIGRATION_STEPS
 
 
 def test_a_step_blocked_by_the_application_fails_fast_with_a_clear_error_then_completes(demo_db):

@@ -25,8 +25,7 @@ from psycopg.types.json import Jsonb
 
 from devtools.legacy_db import create_application_tables, create_legacy_schema
 from devtools.postgres import create_database, drop_database
-from tests.helpers import LegacyDatabase
-from tests.sql.test_checks import CHECKS
+from tests.helpers import CHECKS, LegacyDatabase
 
 # A few organizations, so that users, leads and calls of different rows collide in one tenant.
 ORGS = [
