@@ -231,7 +231,10 @@ WITH written AS (
 {{ c.count_writes("call_logs_voiceagent", from_staged=False, part=c.partition_index) }};
 
 -- A call that is landed is not quarantined: one that lands now (its user gained an organization)
--- leaves the quarantine, and one landed earlier stays landed.
+-- leaves the quarantine, and one landed earlier stays landed. The quarantined calls are few: each is
+-- looked up by id, rather than hashing every landed call (0.5 s per partition at 1M calls).
+SET LOCAL enable_nestloop = on;
+
 DELETE FROM {{ c.tgt }}.migration_rejects AS r
 WHERE
     r.source_table = 'call_logs_voiceagent'
