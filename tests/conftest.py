@@ -34,6 +34,16 @@ def airflow_metadata_db():
     return _AIRFLOW_HOME
 
 
+@pytest.fixture(scope="session")
+def cli_airflow_home(tmp_path_factory) -> Path:
+    """A second Airflow home, for `airflow` CLI runs in subprocesses. This process keeps connections
+    open to its own SQLite metadata database (`dag.test()` runs in-process); when CLI runs wrote to
+    the same file, a later in-process run found it "malformed"."""
+    home = tmp_path_factory.mktemp("airflow-cli-home")
+    airflow(airflow_env(home, connection_json="{}"), "db", "migrate")
+    return home
+
+
 @pytest.fixture
 def legacy_db(pg_admin_uri) -> LegacyDatabase:
     """A new database holding an empty legacy voice_agent schema."""

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 
 import psycopg
 import pytest
 
-from devtools.airflow_env import DAG_ID, airflow
+from devtools.airflow_env import DAG_ID, airflow, airflow_env
 from devtools.legacy_db import seed_demo
 from devtools.postgres import airflow_connection
 from tests.helpers import run_dag
@@ -168,10 +167,8 @@ def test_a_failed_check_fails_the_run_at_once_and_logs_what_it_found(demo_db, ca
 
 
 @pytest.fixture
-def cli_env(demo_db):
-    env = dict(os.environ)
-    env["AIRFLOW_CONN_VOICE_AGENT_DB"] = airflow_connection(demo_db.uri)
-    return env
+def cli_env(demo_db, cli_airflow_home):
+    return airflow_env(cli_airflow_home, airflow_connection(demo_db.uri))
 
 
 def test_airflow_dags_test_with_default_params_performs_the_full_migration(demo_db, cli_env):

@@ -3,7 +3,6 @@ running the real script with psql), and the connection's password never reaches 
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -17,7 +16,7 @@ import pytest
 from psycopg import errors
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from devtools.airflow_env import DAG_ID, REPO, SQL_DIR, airflow
+from devtools.airflow_env import DAG_ID, REPO, SQL_DIR, airflow, airflow_env
 from devtools.postgres import airflow_connection
 from tests.helpers import LegacyDatabase, load_dag, run_dag
 from tests.stack import AirflowStack
@@ -312,15 +311,14 @@ def files_under(root: Path):
     return (path for path in root.rglob("*") if path.is_file())
 
 
-def test_the_password_never_reaches_a_task_log(demo_db, migration_role, tmp_path):
+def test_the_password_never_reaches_a_task_log(demo_db, migration_role, cli_airflow_home, tmp_path):
     """`airflow dags test`, as a user runs it, as the role: the password is in the connection only.
 
     `dags test` runs the tasks in-process and their logs go to its stdout (Airflow 3.3 writes no task
     log files for it); log files it would write go to a folder of this test's own, scanned as well,
     with everything under AIRFLOW_HOME (its configuration, its metadata database)."""
     logs = tmp_path / "logs"
-    env = dict(os.environ)
-    env["AIRFLOW_CONN_VOICE_AGENT_DB"] = airflow_connection(migration_role.db.uri)
+    env = airflow_env(cli_airflow_home, airflow_connection(migration_role.db.uri))
     env["AIRFLOW__LOGGING__BASE_LOG_FOLDER"] = str(logs)
     assert migration_role.password in env["AIRFLOW_CONN_VOICE_AGENT_DB"]
 
