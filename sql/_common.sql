@@ -83,11 +83,15 @@ WHERE mod(high_byte.b, {{ partition_count }}) = {{ partition_index }};
 
 {#-
   A full run of the call step rebuilds only the buckets in its temp table changed_buckets; a
-  windowed run takes every call of its window.
+  windowed run takes every call of its window. `fresh` narrows a full run to the changed buckets that
+  hold no call yet (True) or to the others (False).
 -#}
-{%- macro in_changed_bucket(uuid_expr) -%}
+{%- macro in_changed_bucket(uuid_expr, fresh=None) -%}
 {%- if not window -%}
-AND {{ bucket_of(uuid_expr) }} IN (SELECT b.bucket FROM changed_buckets AS b)
+AND {{ bucket_of(uuid_expr) }} IN (
+    SELECT b.bucket FROM changed_buckets AS b
+    {%- if fresh is not none %} WHERE {{ "" if fresh else "NOT " }}b.fresh{% endif -%}
+)
 {%- endif -%}
 {%- endmacro -%}
 

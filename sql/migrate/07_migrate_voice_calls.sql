@@ -52,6 +52,50 @@ CASE
 END
 {%- endmacro -%}
 
+{#-
+  Writes the mapped calls of the changed buckets (of a full run; a windowed run: of its window) and
+  counts the writes. `fresh`: only the buckets that hold no call yet, by plain INSERT, which spares
+  each row the upsert's conflict check (a first run's whole call log); otherwise an upsert that
+  writes a call only when it differs.
+-#}
+{%- macro write_calls(fresh) -%}
+WITH written AS (
+    INSERT INTO {{ c.tgt }}.voice_calls AS t (
+        id, tenant_id, voice_id, agent_id, from_number, to_number, status, added_context, lead_id,
+        initiated_by, recording_url, started_at, ended_at, created_at, updated_at, metadata
+    )
+    SELECT
+        m.id,
+        m.tenant_id,
+        m.voice_id,
+        m.agent_id,
+        m.from_number,
+        m.to_number,
+        m.status,
+        m.added_context,
+        m.lead_id,
+        m.initiated_by,
+        m.recording_url,
+        m.started_at,
+        m.ended_at,
+        m.created_at,
+        {{ c.now_utc() }},
+        m.metadata
+    FROM call_mapping AS m
+    WHERE
+        m.reason IS NULL
+        {{ c.in_changed_bucket("m.id", fresh=fresh) }}
+    {%- if not fresh %}
+    ON CONFLICT (id) {{ c.update_if_changed("t", ["tenant_id", "voice_id", "agent_id", "from_number", "to_number",
+        "status", "added_context", "lead_id", "initiated_by", "recording_url", "started_at", "ended_at",
+        "created_at", "metadata"]) }}
+    {%- endif %}
+    RETURNING t.id, t.tenant_id, t.xmax
+)
+
+{{ c.count_writes("call_logs_voiceagent", from_staged=False, part=c.partition_index) }}
+{%- endmacro %}
+
 {{ c.serialize_partition() }}
 -- A bulk step over whole tables: hash joins in memory, never a million index probes (the planner
 -- cannot estimate the partition filter and would otherwise expect a few thousand rows).
@@ -160,7 +204,8 @@ landed AS (
 SELECT
     cs.bucket,
     cs.fingerprint,
-    cs.landable_calls
+    cs.landable_calls,
+    landed.bucket IS NULL AS fresh
 FROM current_state AS cs
 LEFT JOIN {{ c.tgt }}.migration_call_buckets AS known ON cs.bucket = known.bucket
 LEFT JOIN landed ON cs.bucket = landed.bucket
@@ -193,42 +238,17 @@ ON CONFLICT (source_table, source_id) DO UPDATE SET
     rejected_at = excluded.rejected_at
 WHERE (r.reason, r.source_row) IS DISTINCT FROM (excluded.reason, excluded.source_row);
 
--- The mapping reads the views again: whole tables, hash joins.
+-- The mapping reads the views again: whole tables, hash joins. A full run writes the buckets that
+-- hold no call yet, then the others; each statement ends at once when it has no bucket to write.
 SET LOCAL enable_nestloop = off;
 
-WITH written AS (
-    INSERT INTO {{ c.tgt }}.voice_calls AS t (
-        id, tenant_id, voice_id, agent_id, from_number, to_number, status, added_context, lead_id,
-        initiated_by, recording_url, started_at, ended_at, created_at, updated_at, metadata
-    )
-    SELECT
-        m.id,
-        m.tenant_id,
-        m.voice_id,
-        m.agent_id,
-        m.from_number,
-        m.to_number,
-        m.status,
-        m.added_context,
-        m.lead_id,
-        m.initiated_by,
-        m.recording_url,
-        m.started_at,
-        m.ended_at,
-        m.created_at,
-        {{ c.now_utc() }},
-        m.metadata
-    FROM call_mapping AS m
-    WHERE
-        m.reason IS NULL
-        {{ c.in_changed_bucket("m.id") }}
-    ON CONFLICT (id) {{ c.update_if_changed("t", ["tenant_id", "voice_id", "agent_id", "from_number", "to_number",
-        "status", "added_context", "lead_id", "initiated_by", "recording_url", "started_at", "ended_at",
-        "created_at", "metadata"]) }}
-    RETURNING t.id, t.tenant_id, t.xmax
-)
+-- noqa: disable=LT02
+{% if not c.window -%}
+{{ write_calls(fresh=True) }};
+{%- endif %}
+-- noqa: enable=LT02
 
-{{ c.count_writes("call_logs_voiceagent", from_staged=False, part=c.partition_index) }};
+{{ write_calls(fresh=False) }};
 
 -- A call that is landed is not quarantined: one that lands now (its user gained an organization)
 -- leaves the quarantine, and one landed earlier stays landed. The quarantined calls are few: each is
