@@ -27,7 +27,7 @@ from pathlib import Path
 import psycopg
 
 from devtools.airflow_env import DAG_ID, REPO, airflow, airflow_env
-from devtools.legacy_db import create_application_tables, create_legacy_schema, seed_demo
+from devtools.legacy_db import build_demo_database, create_application_tables, create_legacy_schema, seed_demo
 from devtools.postgres import airflow_connection, create_database, drop_database, server_uri
 
 REFERENCE_SQL = """
@@ -88,10 +88,7 @@ def airflow_fixed_cost(admin_uri: str, env: dict[str, str]) -> float:
     (start-up, parsing, run creation, in-process API, task starts) whatever the data."""
     uri = create_database(admin_uri, prefix="voice_agent_bench_empty")
     try:
-        with psycopg.connect(uri, autocommit=True) as conn:
-            create_legacy_schema(conn)
-            seed_demo(conn, calls=0)
-            create_application_tables(conn)
+        build_demo_database(uri, calls=0)
         elapsed, _ = timed_dag_run({**env, "AIRFLOW_CONN_VOICE_AGENT_DB": airflow_connection(uri)})
     finally:
         drop_database(admin_uri, uri)
