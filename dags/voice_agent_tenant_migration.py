@@ -96,8 +96,8 @@ with DAG(
 ) as dag:
     # The steps that move data, in the guide's order, each one transaction.
     data_steps = [
-        migration_step("migrate/00_check_legacy_schema.sql"),
-        migration_step("migrate/01_create_target_tables.sql"),
+        migration_step("setup/00_check_legacy_schema.sql"),
+        migration_step("setup/01_create_target_tables.sql"),
         migration_step("migrate/02_migrate_tenants.sql"),
         migration_step("migrate/03_migrate_voices.sql"),
         migration_step("migrate/04_migrate_phone_numbers.sql"),
@@ -109,22 +109,22 @@ with DAG(
     ]
     # Then maintenance and the run's own records, read by the checks and reports.
     bookkeeping = [
-        migration_step("migrate/10_vacuum_voice_calls.sql", autocommit=True),
-        migration_step("migrate/11_record_findings.sql"),
-        migration_step("migrate/12_record_reconciliation.sql"),
-        migration_step("migrate/13_record_run_detail.sql"),
+        migration_step("record/10_vacuum_voice_calls.sql", autocommit=True),
+        migration_step("record/11_record_findings.sql"),
+        migration_step("record/12_record_reconciliation.sql"),
+        migration_step("record/13_record_run_detail.sql"),
     ]
     # A dry run runs the data steps in one transaction, reports what they would do, and rolls back.
     dry_run = dry_run_of(data_steps, before_sql="report/dry_run_before.sql", report_sql="report/dry_run.sql")
     # The way back: removes what the migration created, through its lineage.
     rollback = migration_step("rollback/rollback_migration.sql")
     checks = [
-        migration_check("checks/check_conservation.sql"),
-        migration_check("checks/check_no_orphan_tenants.sql"),
-        migration_check("checks/check_no_duplicate_natural_keys.sql"),
-        migration_check("checks/check_sequences_past_max_id.sql"),
-        migration_check("checks/check_content_matches_legacy.sql", work_mem="256MB"),
-        migration_check("checks/check_run_balanced.sql"),
+        migration_check("check/check_conservation.sql"),
+        migration_check("check/check_no_orphan_tenants.sql"),
+        migration_check("check/check_no_duplicate_natural_keys.sql"),
+        migration_check("check/check_sequences_past_max_id.sql"),
+        migration_check("check/check_content_matches_legacy.sql", work_mem="256MB"),
+        migration_check("check/check_run_balanced.sql"),
     ]
     report_findings = SQLReportOperator(
         task_id="report_findings",

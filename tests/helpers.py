@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -16,16 +17,51 @@ from devtools.postgres import airflow_connection
 # Tables where every run appends its own record: a re-run adds to them by design.
 RUN_RECORD_TABLES = {"migration_reconciliation", "migration_runs", "migration_run_writes", "migration_run_tables"}
 
-MIGRATION_STEPS = sorted(str(p.relative_to(SQL_DIR)) for p in (SQL_DIR / "migrate").glob("*.sql"))
-# The DAG's checks (sql/checks), the four that count rows and references first.
-CHECKS = [
-    "check_conservation",
-    "check_no_orphan_tenants",
-    "check_no_duplicate_natural_keys",
-    "check_sequences_past_max_id",
-    "check_content_matches_legacy",
-    "check_run_balanced",
-]
+
+
+def sql_file_of(task_id: str) -> str:
+    """The file of sql/ a task runs: `migrate_voices` -> `migrate/03_migrate_voices.sql`."""
+    (found,) = [
+        str(path.relative_to(SQL_DIR))
+        for path in SQL_DIR.glob("*/*.sql")
+        if path.stem.lstrip("0123456789_") == task_id
+    ]
+    return found
+
+
+def load_dag():
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(REPO / "dags"))
+    assert not bag.import_errors, bag.import_errors
+    return bag.get_dag(DAG_ID)
+
+
+def dag_definition():
+    """The DAG object as its file defines it (imported, not through a DagBag: no metadata database)."""
+    spec = importlib.util.spec_from_file_location("voice_agent_dag_under_test", REPO / "dags" / f"{DAG_ID}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.dag
+
+
+def read_dag_plan() -> tuple[list[str], list[str]]:
+    """(the DAG's steps in run order as files of sql/, its checks in declaration order), read from
+    the DAG itself: the chain of single steps from `check_legacy_schema` to the checks."""
+    dag = dag_definition()
+    steps, task = [], dag.get_task("check_legacy_schema")
+    while True:
+        steps.append(sql_file_of(task.task_id))
+        following = [dag.get_task(t) for t in task.downstream_task_ids]
+        if len(following) != 1:
+            break
+        task = following[0]
+    checks = [t.task_id for t in dag.tasks if (SQL_DIR / "check" / f"{t.task_id}.sql").exists()]
+    return steps, checks
+
+
+# The DAG's steps and checks, as the DAG declares them.
+MIGRATION_STEPS, CHECKS = read_dag_plan()
 
 
 @dataclass
@@ -80,10 +116,10 @@ class LegacyDatabase:
     def check(self, name: str, **params: str) -> tuple[bool, str]:
         """Run a check as the DAG does; conservation and balance read the run's records: record them first."""
         if name == "check_conservation":
-            self.run_sql_file("migrate/12_record_reconciliation.sql", **params)
+            self.run_sql_file("record/12_record_reconciliation.sql", **params)
         if name == "check_run_balanced":
-            self.run_sql_file("migrate/13_record_run_detail.sql", **params)
-        (row,) = self.run_sql_file(f"checks/{name}.sql", **params)
+            self.run_sql_file("record/13_record_run_detail.sql", **params)
+        (row,) = self.run_sql_file(f"check/{name}.sql", **params)
         return row
 
     def snapshot(
@@ -116,14 +152,6 @@ class LegacyDatabase:
             ).fetchall():
                 digest[f"sequence {seq}"] = str(value)
         return digest
-
-
-def load_dag():
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(dag_folder=str(REPO / "dags"))
-    assert not bag.import_errors, bag.import_errors
-    return bag.get_dag(DAG_ID)
 
 
 class RunResult(dict):  # ruff: ignore[subclass-builtin] (a plain dict of states, plus two helpers)
