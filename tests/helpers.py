@@ -18,13 +18,10 @@ from devtools.postgres import airflow_connection
 RUN_RECORD_TABLES = {"migration_reconciliation", "migration_runs", "migration_run_writes", "migration_run_tables"}
 
 
-
 def sql_file_of(task_id: str) -> str:
     """The file of sql/ a task runs: `migrate_voices` -> `migrate/03_migrate_voices.sql`."""
     (found,) = [
-        str(path.relative_to(SQL_DIR))
-        for path in SQL_DIR.glob("*/*.sql")
-        if path.stem.lstrip("0123456789_") == task_id
+        str(path.relative_to(SQL_DIR)) for path in SQL_DIR.glob("*/*.sql") if path.stem.lstrip("0123456789_") == task_id
     ]
     return found
 
