@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import uuid
 
+from voice_agent_migration.catalog import CATALOG, legacy_columns
 from voice_agent_migration.window import migration_run_type, migration_window
 
 IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -47,5 +48,11 @@ def text_literal(value: str) -> str:
 
 SQL_FILTERS = {"ident": ident, "sql_literal": sql_literal, "uuid_literal": uuid_literal, "text_literal": text_literal}
 
-# Macros the SQL calls: `{% set window = migration_window() %}` and the run type (see window.py).
-SQL_MACROS = {"migration_window": migration_window, "migration_run_type": migration_run_type}
+# Globals of the SQL: the catalog of migrated tables and the legacy columns read (catalog.py), and
+# `{% set window = migration_window() %}` and `migration_run_type()` (window.py).
+SQL_MACROS = {
+    "catalog": CATALOG,
+    "legacy_columns": legacy_columns,
+    "migration_window": migration_window,
+    "migration_run_type": migration_run_type,
+}

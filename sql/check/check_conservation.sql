@@ -1,15 +1,22 @@
--- Passes when every legacy row of every migrated table is landed or rejected, exactly once, as
--- recorded by this run's record_reconciliation step.
+-- Passes when every legacy row of every table of the catalog is landed or rejected, exactly once, as
+-- recorded by this run's record_reconciliation step (which must have recorded every table).
+{% import "_common.sql" as c with context %}
 SELECT
-    bool_and(recon.missing = 0 AND recon.doubled = 0) AS conserved,
-    string_agg(
+    coalesce(bool_and(recon.missing = 0 AND recon.doubled = 0), FALSE)
+    AND count(*) = {{ catalog | length }} AS conserved,
+    CASE
+        WHEN count(*) <> {{ catalog | length }}
+            THEN format('the reconciliation recorded %s of the catalog''s {{ catalog | length }} tables; ', count(*))
+        ELSE ''
+    END
+    || coalesce(string_agg(
         format(
             '%s: legacy=%s landed=%s rejected=%s missing=%s doubled=%s%s',
             recon.source_table, recon.legacy_rows, recon.landed, recon.rejected, recon.missing, recon.doubled,
             CASE WHEN recon.unbalanced_ids <> '' THEN ' e.g. ' || recon.unbalanced_ids ELSE '' END
         ),
         '; '
-    ) AS detail
+    ), '') AS detail
 FROM (
 {% include "report/reconciliation.sql" %}
 ) AS recon

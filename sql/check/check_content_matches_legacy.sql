@@ -12,6 +12,7 @@
 -- application may hold calls of its own), and only where that still differs are the sides joined on
 -- id, to name a few differing rows.
 {% import "_common.sql" as c with context %}
+{%- set window = migration_window() %}
 {#-
   The legacy call columns the guide moves into voice_calls.metadata, each under its own name: the
   jsonb documents (large: hashed as they stand, never copied into a new object) and the scalars
@@ -136,7 +137,7 @@ WITH expected AS NOT MATERIALIZED (
     LEFT JOIN {{ c.tgt }}.migration_lineage AS lead_map
         ON lead_map.source_table = 'leads_voiceagent' AND l.id::text = lead_map.source_id
     WHERE
-        {{ c.in_window("cl.started_at") }}
+        {{ c.in_window("cl.started_at", window) }}
         AND {{ not_quarantined("call_logs_voiceagent", "cl.id::text") }}
 ),
 
@@ -231,7 +232,7 @@ found_any AS NOT MATERIALIZED (
     FROM {{ c.tgt }}.voice_calls AS t
     WHERE
         -- started_at is UTC wall-clock time here: placed in the window as a UTC instant.
-        {{ c.in_window(c.utc("t.started_at")) }}
+        {{ c.in_window("(t.started_at AT TIME ZONE 'UTC')", window) }}
 ),
 
 -- The found rows proper: those with a legacy id.

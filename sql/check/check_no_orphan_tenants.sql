@@ -1,46 +1,24 @@
 -- Passes when no migrated row references a NULL or missing tenant (NULL-safe, unlike NOT IN).
+-- Jinja loops over the catalog generate the per-table blocks below: sqlfluff cannot indent them.
+-- noqa: disable=LT02
 {% import "_common.sql" as c with context %}
+-- Every table of the catalog; where the application keeps rows of its own (leads), those are not the
+-- migration's to judge: only the migrated ones.
 WITH tenant_refs AS (
+    {%- for table in catalog %}
+    {{ "UNION ALL" if not loop.first }}
     SELECT
-        'voices' AS table_name,
-        id::text AS row_id,
-        tenant_id
-    FROM {{ c.tgt }}.voices
-    UNION ALL
-    SELECT
-        'phone_numbers',
-        id::text,
-        tenant_id
-    FROM {{ c.tgt }}.phone_numbers
-    UNION ALL
-    SELECT
-        'voice_agents',
-        id::text,
-        tenant_id
-    FROM {{ c.tgt }}.voice_agents
-    UNION ALL
-    SELECT
-        'resource_permissions',
-        id::text,
-        tenant_id
-    FROM {{ c.tgt }}.resource_permissions
-    UNION ALL
-    SELECT
-        'voice_calls',
-        id::text,
-        tenant_id
-    FROM {{ c.tgt }}.voice_calls
-    UNION ALL
-    -- The main application's own leads are not the migration's to judge: only the migrated ones.
-    SELECT
-        'leads',
-        ld.id::text,
-        ld.tenant_id
-    FROM {{ c.tgt }}.leads AS ld
-    WHERE ld.id IN (
-        SELECT m.target_id::uuid FROM {{ c.tgt }}.migration_lineage AS m
-        WHERE m.source_table = 'leads_voiceagent'
+        '{{ table.target_table }}' AS table_name,
+        t.id::text AS row_id,
+        t.tenant_id
+    FROM {{ c.tgt }}.{{ table.target_table }} AS t
+    {%- if table.application_rows %}
+    WHERE t.id::text IN (
+        SELECT m.target_id FROM {{ c.tgt }}.migration_lineage AS m
+        WHERE m.source_table = '{{ table.source_table }}'
     )
+    {%- endif %}
+    {%- endfor %}
 ),
 
 orphans AS (

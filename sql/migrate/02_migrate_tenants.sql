@@ -10,8 +10,8 @@ VALUES (
     'system',
     TRUE,
     '{"type": "system", "purpose": "shared_voices_and_numbers"}',
-    {{ c.now_utc() }},
-    {{ c.now_utc() }}
+    (now() AT TIME ZONE 'UTC'),
+    (now() AT TIME ZONE 'UTC')
 )
 ON CONFLICT (id) DO NOTHING;
 
@@ -22,8 +22,8 @@ SELECT
     'pro' AS plan,
     TRUE AS is_active,
     jsonb_build_object('user_count', count(*), 'source', 'voice_agent_migration') AS metadata,
-    min({{ c.utc("u.created_at") }}) AS created_at,
-    {{ c.now_utc() }} AS updated_at
+    min((u.created_at AT TIME ZONE 'UTC')) AS created_at,
+    (now() AT TIME ZONE 'UTC') AS updated_at
 FROM {{ c.src }}.users_voiceagent AS u
 WHERE u.organization_id IS NOT NULL
 GROUP BY u.organization_id

@@ -28,7 +28,7 @@ FROM (
     FROM {{ c.src }}.voices_voiceagent AS v
 ) AS mapped;
 
-WITH written AS (
+{% call c.counted_upsert("voices_voiceagent", staged="staged") %}
     INSERT INTO {{ c.tgt }}.voices AS t (
         id, tenant_id, voice_name, description, voice_sample_url, provider, language, gender,
         is_active, metadata, created_at, updated_at
@@ -44,15 +44,16 @@ WITH written AS (
         s.gender,
         TRUE,
         s.metadata,
-        {{ c.now_utc() }},
-        {{ c.now_utc() }}
+        (now() AT TIME ZONE 'UTC'),
+        (now() AT TIME ZONE 'UTC')
     FROM staged AS s
     WHERE s.reason IS NULL
     ON CONFLICT (id) {{ c.update_if_changed("t", ["tenant_id", "voice_name", "description", "voice_sample_url",
         "provider", "language", "gender", "is_active", "metadata"]) }}
     RETURNING t.id, t.tenant_id, t.xmax
-)
+{% endcall %};
 
-{{ c.count_writes("voices_voiceagent") }};
+{{ c.record_outcome("voices_voiceagent", "voices", staged="staged") }};
 
-{{ c.record_outcome("voices_voiceagent", "voices") }}
+-- Done with it (a dry run runs every step in one transaction, so it must not outlive its step).
+DROP TABLE staged;

@@ -35,11 +35,11 @@ FROM (
         coalesce(n.type, 'local') AS number_type,
         coalesce(lower(btrim(n.status)) = 'active', FALSE) AS is_active,
         jsonb_build_object('old_id', n.id, 'status', n.status, 'default_agent', n.default_agent) AS metadata,
-        {{ c.utc("n.created_at") }} AS created_at
+        (n.created_at AT TIME ZONE 'UTC') AS created_at
     FROM {{ c.src }}.numbers_voiceagent AS n
 ) AS mapped;
 
-WITH written AS (
+{% call c.counted_upsert("numbers_voiceagent", staged="staged") %}
     INSERT INTO {{ c.tgt }}.phone_numbers AS t (
         id, tenant_id, phone_number, provider, number_type, capabilities, is_active, metadata,
         created_at, updated_at
@@ -54,14 +54,15 @@ WITH written AS (
         s.is_active,
         s.metadata,
         s.created_at,
-        {{ c.now_utc() }}
+        (now() AT TIME ZONE 'UTC')
     FROM staged AS s
     WHERE s.reason IS NULL
     ON CONFLICT (id) {{ c.update_if_changed("t", ["tenant_id", "phone_number", "provider", "number_type",
         "capabilities", "is_active", "metadata", "created_at"]) }}
     RETURNING t.id, t.tenant_id, t.xmax
-)
+{% endcall %};
 
-{{ c.count_writes("numbers_voiceagent") }};
+{{ c.record_outcome("numbers_voiceagent", "phone_numbers", staged="staged") }};
 
-{{ c.record_outcome("numbers_voiceagent", "phone_numbers") }}
+-- Done with it (a dry run runs every step in one transaction, so it must not outlive its step).
+DROP TABLE staged;

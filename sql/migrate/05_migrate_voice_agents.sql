@@ -33,12 +33,12 @@ FROM (
             'default_number_id', a.default_number,
             'created_by_user_id', u.user_id
         ) AS metadata,
-        {{ c.utc("a.created_at") }} AS created_at
+        (a.created_at AT TIME ZONE 'UTC') AS created_at
     FROM {{ c.src }}.agents_voiceagent AS a
     LEFT JOIN {{ c.src }}.users_voiceagent AS u ON a.created_by = u.id
 ) AS mapped;
 
-WITH written AS (
+{% call c.counted_upsert("agents_voiceagent", staged="staged") %}
     INSERT INTO {{ c.tgt }}.voice_agents AS t (
         id, tenant_id, agent_name, agent_language, voice_id, is_active, metadata, created_at, updated_at
     )
@@ -51,17 +51,18 @@ WITH written AS (
         TRUE,
         s.metadata,
         s.created_at,
-        {{ c.now_utc() }}
+        (now() AT TIME ZONE 'UTC')
     FROM staged AS s
     WHERE s.reason IS NULL
     ON CONFLICT (id) {{ c.update_if_changed("t", ["tenant_id", "agent_name", "agent_language", "voice_id",
         "is_active", "metadata", "created_at"]) }}
     RETURNING t.id, t.tenant_id, t.xmax
-)
+{% endcall %};
 
-{{ c.count_writes("agents_voiceagent") }};
+{{ c.record_outcome("agents_voiceagent", "voice_agents", staged="staged") }};
 
-{{ c.record_outcome("agents_voiceagent", "voice_agents") }}
+-- Done with it (a dry run runs every step in one transaction, so it must not outlive its step).
+DROP TABLE staged;
 
 -- Explicit ids do not advance a serial: move it past them (never backwards). Not in a dry run:
 -- setval is never rolled back.

@@ -93,7 +93,7 @@ SELECT
 FROM legacy
 WHERE legacy.reason IS NOT NULL;
 
-WITH written AS (
+{% call c.counted_upsert("leads_voiceagent", staged="staged") %}
     INSERT INTO {{ c.tgt }}.leads AS t (id, tenant_id, name, phone, source, status, metadata)
     SELECT
         s.target_id::uuid,
@@ -108,8 +108,9 @@ WITH written AS (
     ON CONFLICT (id) {{ c.update_if_changed("t", ["tenant_id", "name", "phone", "source", "status", "metadata"],
         touch=False) }}
     RETURNING t.id, t.tenant_id, t.xmax
-)
+{% endcall %};
 
-{{ c.count_writes("leads_voiceagent") }};
+{{ c.record_outcome("leads_voiceagent", "leads", staged="staged") }};
 
-{{ c.record_outcome("leads_voiceagent", "leads") }}
+-- Done with it (a dry run runs every step in one transaction, so it must not outlive its step).
+DROP TABLE staged;

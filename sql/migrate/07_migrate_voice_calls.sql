@@ -1,56 +1,16 @@
--- Every legacy call lands once in voice_calls (same uuid, UTC timestamps, extended fields in
--- metadata, lead_id = the migrated lead of its target) or is quarantined with a reason.
--- The mapping is a view, inlined by the planner: set-based passes, no copy of the big table.
--- Runs as one transaction per partition of the call ids (see _common.sql), concurrently.
--- A full run (no window) rebuilds only the buckets of call ids whose inputs changed since the last
--- full run; a windowed run compares every call of its window and writes those that differ.
+-- Every legacy call lands once in voice_calls (same uuid; the mapping is mapping/voice_calls.sql) or is
+-- quarantined with a reason. Runs as one transaction per partition of the call ids, concurrently; a
+-- full run (no window) rebuilds only the buckets of call ids whose inputs changed since the last full
+-- run, a windowed run compares every call of its window and writes those that differ (the
+-- machinery: _incremental.sql). The mapping is a view, inlined by the planner: set-based passes, no
+-- copy of the big table.
 {% import "_common.sql" as c with context %}
-{#- Bump when the mapping below changes, so that a re-run rebuilds every call. -#}
+{% import "_incremental.sql" as inc with context %}
+{% import "mapping/voice_calls.sql" as calls with context %}
+{%- set window = migration_window() -%}
+{#- Bump when the mapping changes, so that a re-run rebuilds every call. -#}
 {%- set mapping_version = 1 -%}
-
-{%- macro call_metadata(extra="") -%}
-jsonb_build_object(
-    'vapi_call_id', cl.vapi_call_id,
-    'vapi_data', cl.vapi_data,
-    'call_type', cl.call_type,
-    'cost', cl.cost,
-    'cost_breakdown', cl.cost_breakdown,
-    'call_duration', cl.call_duration,
-    'job_id', cl.job_id,
-    'room_name', cl.room_name,
-    'batch_id', cl.batch_id,
-    'transcriptions', cl.transcriptions{{ extra }}
-)
-{%- endmacro -%}
-
-{#- The call's references, resolved; `cl` is the call, narrow or whole. -#}
-{%- macro call_references() -%}
-    LEFT JOIN {{ c.src }}.users_voiceagent AS u ON cl.initiated_by = u.id
-LEFT JOIN {{ c.src }}.numbers_voiceagent AS n ON cl.from_number_id = n.id
-LEFT JOIN (
-    SELECT
-        legacy_lead.id,
-        legacy_lead.lead_number,
-        lead_map.target_id::uuid AS lead_id
-    FROM {{ c.src }}.leads_voiceagent AS legacy_lead
-    LEFT JOIN {{ c.tgt }}.migration_lineage AS lead_map
-        ON lead_map.source_table = 'leads_voiceagent' AND legacy_lead.id::text = lead_map.source_id
-) AS l ON cl.target = l.id
-WHERE
-    {{ c.in_partition("cl.id") }}
-    AND {{ c.in_window("cl.started_at") }}
-{%- endmacro -%}
-
-{%- macro reject_reason() -%}
-CASE
-    {{ c.owner_reason("cl.initiated_by", "u") }}
-    WHEN cl.agent NOT BETWEEN -2147483648 AND 2147483647 THEN 'out_of_range:agent_id'
-    {{ c.too_long("btrim(cl.status)", 50, "status") }}
-    {{ c.too_long("n.phone_number", 50, "from_number") }}
-    {{ c.too_long("btrim(l.lead_number)", 50, "to_number") }}
-    {{ c.too_long("u.user_id", 255, "initiated_by") }}
-END
-{%- endmacro -%}
+{%- set scope = inc.in_partition("cl.id") ~ " AND " ~ c.in_window("cl.started_at", window) -%}
 
 {#-
   Writes the mapped calls of the changed buckets (of a full run; a windowed run: of its window) and
@@ -59,7 +19,7 @@ END
   writes a call only when it differs.
 -#}
 {%- macro write_calls(fresh) -%}
-WITH written AS (
+{% call c.counted_upsert("call_logs_voiceagent", part=inc.partition_index) %}
     INSERT INTO {{ c.tgt }}.voice_calls AS t (
         id, tenant_id, voice_id, agent_id, from_number, to_number, status, added_context, lead_id,
         initiated_by, recording_url, started_at, ended_at, created_at, updated_at, metadata
@@ -79,24 +39,22 @@ WITH written AS (
         m.started_at,
         m.ended_at,
         m.created_at,
-        {{ c.now_utc() }},
+        (now() AT TIME ZONE 'UTC'),
         m.metadata
     FROM call_mapping AS m
     WHERE
         m.reason IS NULL
-        {{ c.in_changed_bucket("m.id", fresh=fresh) }}
+        {{ inc.in_changed_bucket("m.id", window, fresh=fresh) }}
     {%- if not fresh %}
     ON CONFLICT (id) {{ c.update_if_changed("t", ["tenant_id", "voice_id", "agent_id", "from_number", "to_number",
         "status", "added_context", "lead_id", "initiated_by", "recording_url", "started_at", "ended_at",
         "created_at", "metadata"]) }}
     {%- endif %}
     RETURNING t.id, t.tenant_id, t.xmax
-)
-
-{{ c.count_writes("call_logs_voiceagent", from_staged=False, part=c.partition_index) }}
+{% endcall %}
 {%- endmacro %}
 
-{{ c.serialize_partition() }}
+{{ c.serialize_step(partition_locks=inc.lock_partition()) }}
 -- A bulk step over whole tables: hash joins in memory, never a million index probes (the planner
 -- cannot estimate the partition filter and would otherwise expect a few thousand rows).
 SET LOCAL work_mem = '256MB';
@@ -110,8 +68,8 @@ SET LOCAL enable_nestloop = off;
 CREATE OR REPLACE TEMP VIEW call_inputs AS
 SELECT
     cl.id,
-    {{ c.bucket_of("cl.id") }} AS bucket,
-    {{ reject_reason() }} AS reason,
+    {{ inc.bucket_of("cl.id") }} AS bucket,
+    {{ calls.reject_reason() }} AS reason,
     hash_record_extended(
         (cl.id, cl.row_version, u.organization_id, u.user_id, n.phone_number, l.lead_number, l.lead_id),
         {{ mapping_version }}
@@ -128,7 +86,8 @@ FROM (
         calls.xmin::text AS row_version
     FROM {{ c.src }}.call_logs_voiceagent AS calls
 ) AS cl
-{{ call_references() }};
+{{ calls.references() }}
+WHERE {{ scope }};
 
 -- Those inputs for this partition's calls (of the window), in one pass: the buckets to rebuild and
 -- the quarantine are decided from it.
@@ -146,36 +105,13 @@ ANALYZE call_state;
 -- thousand rejected calls are looked up by id rather than by scanning the whole call log.
 SET LOCAL enable_nestloop = on;
 
--- The mapping of the guide, column by column.
+-- The mapping of the guide, column by column (mapping/voice_calls.sql), for this partition's calls.
 CREATE OR REPLACE TEMP VIEW call_mapping AS
-SELECT
-    cl.id,
-    {{ reject_reason() }} AS reason,
-    u.organization_id AS tenant_id,
-    cl.voice::text AS voice_id,
-    CASE WHEN cl.agent BETWEEN -2147483648 AND 2147483647 THEN cl.agent::integer END AS agent_id,
-    n.phone_number AS from_number,
-    nullif(btrim(l.lead_number), '') AS to_number,
-    lower(btrim(cl.status)) AS status,
-    cl.added_context,
-    l.lead_id,
-    u.user_id AS initiated_by,
-    cl.call_recording_url AS recording_url,
-    {{ c.utc("cl.started_at") }} AS started_at,
-    {{ c.utc("cl.ended_at") }} AS ended_at,
-    {{ c.utc("cl.started_at") }} AS created_at,
-    -- Built once per row (a `||` would copy every transcript again); the original status is kept
-    -- only when normalising changed it.
-    CASE
-        WHEN cl.status <> lower(btrim(cl.status)) THEN {{ call_metadata(", 'legacy_status', cl.status") }}
-        ELSE {{ call_metadata() }}
-    END AS metadata
-FROM {{ c.src }}.call_logs_voiceagent AS cl
-{{ call_references() }};
+{{ calls.mapping(scope) }};
 
 -- Statements that only a full run executes (the block does not nest SQL):
 -- noqa: disable=LT02
-{% if not c.window -%}
+{% if not window -%}
 -- The buckets to rebuild: those whose inputs changed since the last full run, and those holding
 -- fewer landed calls than they should (a landed call was deleted). On a re-run over unchanged data
 -- this is empty, and every statement below ends at once.
@@ -194,9 +130,9 @@ landed AS (
         ids.bucket,
         count(*) AS landed_calls
     FROM (
-        SELECT {{ c.bucket_of("vc.id") }} AS bucket
+        SELECT {{ inc.bucket_of("vc.id") }} AS bucket
         FROM {{ c.tgt }}.voice_calls AS vc
-        WHERE {{ c.in_partition("vc.id") }}
+        WHERE {{ inc.in_partition("vc.id") }}
     ) AS ids
     GROUP BY ids.bucket
 )
@@ -227,7 +163,7 @@ FROM call_state AS st
 INNER JOIN {{ c.src }}.call_logs_voiceagent AS cl ON st.id = cl.id
 WHERE
     st.reason IS NOT NULL
-    {{ c.in_changed_bucket("st.id") }}
+    {{ inc.in_changed_bucket("st.id", window) }}
     AND NOT EXISTS (
         SELECT 1 FROM {{ c.tgt }}.voice_calls AS landed
         WHERE landed.id = st.id
@@ -243,7 +179,7 @@ WHERE (r.reason, r.source_row) IS DISTINCT FROM (excluded.reason, excluded.sourc
 SET LOCAL enable_nestloop = off;
 
 -- noqa: disable=LT02
-{% if not c.window -%}
+{% if not window -%}
 {{ write_calls(fresh=True) }};
 {%- endif %}
 -- noqa: enable=LT02
@@ -258,15 +194,15 @@ SET LOCAL enable_nestloop = on;
 DELETE FROM {{ c.tgt }}.migration_rejects AS r
 WHERE
     r.source_table = 'call_logs_voiceagent'
-    AND {{ c.in_partition("r.source_id::uuid") }}
-    {{ c.in_changed_bucket("r.source_id::uuid") }}
+    AND {{ inc.in_partition("r.source_id::uuid") }}
+    {{ inc.in_changed_bucket("r.source_id::uuid", window) }}
     AND EXISTS (
         SELECT 1 FROM {{ c.tgt }}.voice_calls AS landed
         WHERE landed.id = r.source_id::uuid
     );
 
 -- noqa: disable=LT02
-{% if not c.window -%}
+{% if not window -%}
 INSERT INTO {{ c.tgt }}.migration_call_buckets AS known (bucket, fingerprint, landable_calls)
 SELECT
     b.bucket,

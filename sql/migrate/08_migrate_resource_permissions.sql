@@ -30,16 +30,16 @@ FROM (
             ELSE p.resource_id::text
         END AS resource_id,
         coalesce(p.access_level, 'use') AS access_level,
-        {{ c.utc("p.granted_at") }} AS granted_at,
+        (p.granted_at AT TIME ZONE 'UTC') AS granted_at,
         p.granted_by,
-        {{ c.utc("p.expires_at") }} AS expires_at,
+        (p.expires_at AT TIME ZONE 'UTC') AS expires_at,
         coalesce(p.is_active, TRUE) AS is_active
     FROM {{ c.src }}.org_permissions_voiceagent AS p
     LEFT JOIN {{ c.tgt }}.migration_lineage AS number_map
         ON number_map.source_table = 'numbers_voiceagent' AND p.resource_id::text = number_map.source_id
 ) AS mapped;
 
-WITH written AS (
+{% call c.counted_upsert("org_permissions_voiceagent", staged="staged") %}
     INSERT INTO {{ c.tgt }}.resource_permissions AS t (
         id, tenant_id, resource_type, resource_id, access_level, granted_at, granted_by, expires_at, is_active
     )
@@ -58,8 +58,9 @@ WITH written AS (
     ON CONFLICT (id) {{ c.update_if_changed("t", ["tenant_id", "resource_type", "resource_id", "access_level",
         "granted_at", "granted_by", "expires_at", "is_active"], touch=False) }}
     RETURNING t.id, t.tenant_id, t.xmax
-)
+{% endcall %};
 
-{{ c.count_writes("org_permissions_voiceagent") }};
+{{ c.record_outcome("org_permissions_voiceagent", "resource_permissions", staged="staged") }};
 
-{{ c.record_outcome("org_permissions_voiceagent", "resource_permissions") }}
+-- Done with it (a dry run runs every step in one transaction, so it must not outlive its step).
+DROP TABLE staged;

@@ -3,13 +3,11 @@
 -- legacy tables, the lineage, voice_calls and the quarantine; read by check_conservation and the
 -- reconciliation report. Scoped to the run: the small tables whole (every run brings them up to
 -- date), the calls of the run's window (all of them when it has none).
+-- Jinja loops over the catalog generate the per-table blocks below: sqlfluff cannot indent them.
+-- noqa: disable=LT02
 {% import "_common.sql" as c with context %}
-
-{#- For a windowed run: the rejected call is one of the window's. -#}
-{%- macro call_in_window(call_id) -%}
-{{ "" if not c.window else " AND EXISTS (SELECT 1 FROM " ~ c.src ~ ".call_logs_voiceagent AS cl WHERE cl.id = "
-    ~ call_id ~ " AND " ~ c.in_window("cl.started_at") ~ ")" }}
-{%- endmacro -%}
+{%- set window = migration_window() -%}
+{%- set windowed = catalog | selectattr("window_column") | map(attribute="source_table") | list -%}
 
 {{ c.serialize_step() }}
 -- A pass over every legacy row: hash joins only. The quarantine and the findings may have grown by
@@ -25,31 +23,15 @@ INSERT INTO {{ c.tgt }}.migration_reconciliation (
     run_id, window_start, window_end, position, source_table, target_table, legacy_rows, landed, rejected,
     missing, doubled, unbalanced_ids, rejected_by_reason
 )
+-- The tables with stored lineage, row by row.
 WITH legacy AS (
+    {%- for table in catalog if table.lineage == "stored" %}
+    {{ "UNION ALL" if not loop.first }}
     SELECT
-        'voices_voiceagent' AS source_table,
-        id::text AS source_id
-    FROM {{ c.src }}.voices_voiceagent
-    UNION ALL
-    SELECT
-        'numbers_voiceagent',
-        id::text
-    FROM {{ c.src }}.numbers_voiceagent
-    UNION ALL
-    SELECT
-        'agents_voiceagent',
-        id::text
-    FROM {{ c.src }}.agents_voiceagent
-    UNION ALL
-    SELECT
-        'leads_voiceagent',
-        id::text
-    FROM {{ c.src }}.leads_voiceagent
-    UNION ALL
-    SELECT
-        'org_permissions_voiceagent',
-        id::text
-    FROM {{ c.src }}.org_permissions_voiceagent
+        lg.source_table,
+        lg.source_id
+    FROM ({{ c.legacy_rows(table, window) }}) AS lg
+    {%- endfor %}
 ),
 
 small_tables AS (
@@ -73,38 +55,54 @@ small_tables AS (
     GROUP BY lg.source_table
 ),
 
-calls AS (
+-- The tables whose rows keep their legacy id (the calls): the target table is the id map.
+same_id AS (
+    {%- for table in catalog if table.lineage == "same id" %}
+    {{ "UNION ALL" if not loop.first }}
     SELECT
-        'call_logs_voiceagent' AS source_table,
+        '{{ table.source_table }}' AS source_table,
         count(*) AS legacy_rows,
-        count(vc.id) AS landed,
+        count(landed.id) AS landed,
         count(r.source_id) AS rejected,
-        count(*) FILTER (WHERE vc.id IS NULL AND r.source_id IS NULL) AS missing,
-        count(*) FILTER (WHERE vc.id IS NOT NULL AND r.source_id IS NOT NULL) AS doubled,
+        count(*) FILTER (WHERE landed.id IS NULL AND r.source_id IS NULL) AS missing,
+        count(*) FILTER (WHERE landed.id IS NOT NULL AND r.source_id IS NOT NULL) AS doubled,
         (
-            array_agg(cl.id::text ORDER BY cl.id)
-            FILTER (WHERE (vc.id IS NULL) = (r.source_id IS NULL))
+            array_agg(lg.id::text ORDER BY lg.id)
+            FILTER (WHERE (landed.id IS NULL) = (r.source_id IS NULL))
         )[1:5
         ] AS unbalanced_ids
-    FROM {{ c.src }}.call_logs_voiceagent AS cl
-    LEFT JOIN {{ c.tgt }}.voice_calls AS vc ON cl.id = vc.id
+    FROM {{ c.src }}.{{ table.source_table }} AS lg
+    LEFT JOIN {{ c.tgt }}.{{ table.target_table }} AS landed ON lg.id = landed.id
     LEFT JOIN {{ c.tgt }}.migration_rejects AS r
-        ON r.source_table = 'call_logs_voiceagent' AND cl.id::text = r.source_id
-    WHERE {{ c.in_window("cl.started_at") }}
+        ON r.source_table = '{{ table.source_table }}' AND lg.id::text = r.source_id
+    {%- if table.window_column %}
+    WHERE {{ c.in_window("lg." ~ table.window_column, window) }}
+    {%- endif %}
+    {%- endfor %}
 ),
 
+-- The quarantined rows in the run's scope (of a windowed table: its window's).
 in_scope_rejects AS (
     SELECT
         r.source_table,
         r.reason
     FROM {{ c.tgt }}.migration_rejects AS r
-    WHERE r.source_table <> 'call_logs_voiceagent'
+    WHERE r.source_table NOT IN ({{ windowed | map("sql_literal") | join(", ") }})
+    {%- for table in catalog if table.window_column %}
     UNION ALL
     SELECT
         r.source_table,
         r.reason
     FROM {{ c.tgt }}.migration_rejects AS r
-    WHERE r.source_table = 'call_logs_voiceagent'{{ call_in_window("r.source_id::uuid") }}
+    WHERE
+        r.source_table = '{{ table.source_table }}'
+        {%- if window %}
+        AND EXISTS (
+            SELECT 1 FROM {{ c.src }}.{{ table.source_table }} AS lg
+            WHERE lg.id = r.source_id::uuid AND {{ c.in_window("lg." ~ table.window_column, window) }}
+        )
+        {%- endif %}
+    {%- endfor %}
 ),
 
 reasons AS (
@@ -124,8 +122,8 @@ reasons AS (
 
 SELECT
     {{ c.run }},
-    {{ c.window.start_sql if c.window else "NULL" }},
-    {{ c.window.end_sql if c.window else "NULL" }},
+    {{ window.start_sql if window else "NULL" }},
+    {{ window.end_sql if window else "NULL" }},
     t.position,
     t.source_table,
     t.target_table,
@@ -140,7 +138,7 @@ FROM {{ c.migrated_tables() }}
 LEFT JOIN (
     SELECT * FROM small_tables
     UNION ALL
-    SELECT * FROM calls
+    SELECT * FROM same_id
 ) AS s
     ON t.source_table = s.source_table
 LEFT JOIN reasons ON t.source_table = reasons.source_table;

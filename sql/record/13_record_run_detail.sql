@@ -3,7 +3,12 @@
 -- cross-tenant findings among its calls. Scope as for the reconciliation: every row of the small
 -- tables, the calls of the run's window. A legacy row's tenant is its owner's organization (the
 -- system tenant for voices and numbers); NULL when it has none.
+-- Jinja loops over the catalog generate the per-table blocks below: sqlfluff cannot indent them.
+-- noqa: disable=LT02
 {% import "_common.sql" as c with context %}
+{%- set window = migration_window() -%}
+{%- set stored = catalog | selectattr("lineage", "equalto", "stored") | list -%}
+{%- set same_id = catalog | selectattr("lineage", "equalto", "same id") | list -%}
 {{ c.serialize_step() }}
 -- The quarantine's and the findings' statistics are fresh (see record_reconciliation): the planner
 -- knows how few calls they hold.
@@ -15,63 +20,44 @@ INSERT INTO {{ c.tgt }}.migration_run_tables (
     run_id, source_table, target_table, tenant_id, in_scope, inserted, updated, unchanged, rejected,
     rejected_by_reason, cross_tenant_findings
 )
+-- The small tables, row by row.
 WITH legacy AS (
-    -- The small tables, row by row.
-    SELECT
-        'voices_voiceagent' AS source_table,
-        v.id::text AS source_id,
-        {{ c.system_tenant }} AS tenant_id
-    FROM {{ c.src }}.voices_voiceagent AS v
-    UNION ALL
-    SELECT
-        'numbers_voiceagent',
-        n.id::text,
-        {{ c.system_tenant }}
-    FROM {{ c.src }}.numbers_voiceagent AS n
-    UNION ALL
-    SELECT
-        'agents_voiceagent',
-        a.id::text,
-        u.organization_id
-    FROM {{ c.src }}.agents_voiceagent AS a
-    LEFT JOIN {{ c.src }}.users_voiceagent AS u ON a.created_by = u.id
-    UNION ALL
-    SELECT
-        'leads_voiceagent',
-        l.id::text,
-        u.organization_id
-    FROM {{ c.src }}.leads_voiceagent AS l
-    LEFT JOIN {{ c.src }}.users_voiceagent AS u ON l.added_by = u.id
-    UNION ALL
-    SELECT
-        'org_permissions_voiceagent',
-        p.id::text,
-        p.organization_id
-    FROM {{ c.src }}.org_permissions_voiceagent AS p
+    {%- for table in stored %}
+    {{ "UNION ALL" if not loop.first }}
+    {{ c.legacy_rows(table, window) }}
+    {%- endfor %}
 ),
 
 -- The calls are many: counted per tenant in one narrow pass, and only the few quarantined (or
 -- flagged) ones are looked up by id, never a million ids joined as text.
 call_tenants AS (
+    {%- for table in same_id %}
+    {{ "UNION ALL" if not loop.first }}
     SELECT
-        u.organization_id AS tenant_id,
+        lg.source_table,
+        lg.tenant_id,
         count(*) AS in_scope
-    FROM {{ c.src }}.call_logs_voiceagent AS cl
-    LEFT JOIN {{ c.src }}.users_voiceagent AS u ON cl.initiated_by = u.id
-    WHERE {{ c.in_window("cl.started_at") }}
-    GROUP BY u.organization_id
+    FROM ({{ c.legacy_rows(table, window) }}) AS lg
+    GROUP BY lg.source_table, lg.tenant_id
+    {%- endfor %}
 ),
 
 call_rejects AS (
+    {%- for table in same_id %}
+    {{ "UNION ALL" if not loop.first }}
     SELECT
-        u.organization_id AS tenant_id,
+        r.source_table,
+        {{ c.tenant_of(table) }} AS tenant_id,
         r.reason
     FROM {{ c.tgt }}.migration_rejects AS r
-    INNER JOIN {{ c.src }}.call_logs_voiceagent AS cl ON r.source_id::uuid = cl.id
-    LEFT JOIN {{ c.src }}.users_voiceagent AS u ON cl.initiated_by = u.id
+    INNER JOIN {{ c.src }}.{{ table.source_table }} AS lg ON r.source_id::uuid = lg.id
+    {{- c.owner_join(table) }}
     WHERE
-        r.source_table = 'call_logs_voiceagent'
-        AND {{ c.in_window("cl.started_at") }}
+        r.source_table = '{{ table.source_table }}'
+        {%- if table.window_column %}
+        AND {{ c.in_window("lg." ~ table.window_column, window) }}
+        {%- endif %}
+    {%- endfor %}
 ),
 
 rejects AS (
@@ -84,7 +70,7 @@ rejects AS (
         ON lg.source_table = r.source_table AND lg.source_id = r.source_id
     UNION ALL
     SELECT
-        'call_logs_voiceagent',
+        cr.source_table,
         cr.tenant_id,
         cr.reason
     FROM call_rejects AS cr
@@ -108,7 +94,7 @@ per_tenant AS (
         GROUP BY lg.source_table, lg.tenant_id
         UNION ALL
         SELECT
-            'call_logs_voiceagent',
+            ct.source_table,
             ct.tenant_id,
             ct.in_scope
         FROM call_tenants AS ct
@@ -152,7 +138,7 @@ findings AS (
     WHERE
         f.source_table = 'call_logs_voiceagent'
         AND f.kind LIKE '%\_in\_other\_tenant'
-        AND {{ c.in_window("cl.started_at") }}
+        AND {{ c.in_window("cl.started_at", window) }}
     GROUP BY f.tenant_id
 )
 

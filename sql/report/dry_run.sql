@@ -2,7 +2,10 @@
 -- after every migration step, before the rollback: a target row this transaction wrote carries its
 -- xmin, and it was an update if its id was there before the steps ran (dry_run_before.sql).
 -- Rows in scope: every row of the small tables, the calls of the run's window (all without one).
+-- Jinja loops over the catalog generate the per-table blocks below: sqlfluff cannot indent them.
+-- noqa: disable=LT02
 {% import "_common.sql" as c with context %}
+{%- set window = migration_window() %}
 WITH this_transaction AS (
     SELECT pg_current_xact_id()::xid AS xid
 ),
@@ -19,83 +22,25 @@ outcome AS (
         WHERE organization_id IS NOT NULL
     ) AS lg
     LEFT JOIN {{ c.tgt }}.tenants AS t ON lg.organization_id = t.id
+    {%- for table in catalog %}
     UNION ALL
     SELECT
-        'voices_voiceagent',
-        'voices',
+        '{{ table.source_table }}',
+        '{{ table.target_table }}',
         t.xmin,
         t.id::text,
         r.reason
-    FROM {{ c.src }}.voices_voiceagent AS lg
+    FROM ({{ c.legacy_rows(table, window) }}) AS lg
+    {%- if table.lineage == "stored" %}
     LEFT JOIN {{ c.tgt }}.migration_lineage AS m
-        ON m.source_table = 'voices_voiceagent' AND lg.id::text = m.source_id
-    LEFT JOIN {{ c.tgt }}.voices AS t ON m.target_id = t.id::text
+        ON m.source_table = '{{ table.source_table }}' AND lg.source_id = m.source_id
+    LEFT JOIN {{ c.tgt }}.{{ table.target_table }} AS t ON m.target_id = t.id::text
+    {%- else %}
+    LEFT JOIN {{ c.tgt }}.{{ table.target_table }} AS t ON lg.source_id = t.id::text
+    {%- endif %}
     LEFT JOIN {{ c.tgt }}.migration_rejects AS r
-        ON r.source_table = 'voices_voiceagent' AND lg.id::text = r.source_id
-    UNION ALL
-    SELECT
-        'numbers_voiceagent',
-        'phone_numbers',
-        t.xmin,
-        t.id::text,
-        r.reason
-    FROM {{ c.src }}.numbers_voiceagent AS lg
-    LEFT JOIN {{ c.tgt }}.migration_lineage AS m
-        ON m.source_table = 'numbers_voiceagent' AND lg.id::text = m.source_id
-    LEFT JOIN {{ c.tgt }}.phone_numbers AS t ON m.target_id = t.id::text
-    LEFT JOIN {{ c.tgt }}.migration_rejects AS r
-        ON r.source_table = 'numbers_voiceagent' AND lg.id::text = r.source_id
-    UNION ALL
-    SELECT
-        'agents_voiceagent',
-        'voice_agents',
-        t.xmin,
-        t.id::text,
-        r.reason
-    FROM {{ c.src }}.agents_voiceagent AS lg
-    LEFT JOIN {{ c.tgt }}.migration_lineage AS m
-        ON m.source_table = 'agents_voiceagent' AND lg.id::text = m.source_id
-    LEFT JOIN {{ c.tgt }}.voice_agents AS t ON m.target_id = t.id::text
-    LEFT JOIN {{ c.tgt }}.migration_rejects AS r
-        ON r.source_table = 'agents_voiceagent' AND lg.id::text = r.source_id
-    UNION ALL
-    SELECT
-        'leads_voiceagent',
-        'leads',
-        t.xmin,
-        t.id::text,
-        r.reason
-    FROM {{ c.src }}.leads_voiceagent AS lg
-    LEFT JOIN {{ c.tgt }}.migration_lineage AS m
-        ON m.source_table = 'leads_voiceagent' AND lg.id::text = m.source_id
-    LEFT JOIN {{ c.tgt }}.leads AS t ON m.target_id = t.id::text
-    LEFT JOIN {{ c.tgt }}.migration_rejects AS r
-        ON r.source_table = 'leads_voiceagent' AND lg.id::text = r.source_id
-    UNION ALL
-    SELECT
-        'call_logs_voiceagent',
-        'voice_calls',
-        t.xmin,
-        t.id::text,
-        r.reason
-    FROM {{ c.src }}.call_logs_voiceagent AS lg
-    LEFT JOIN {{ c.tgt }}.voice_calls AS t ON lg.id = t.id
-    LEFT JOIN {{ c.tgt }}.migration_rejects AS r
-        ON r.source_table = 'call_logs_voiceagent' AND lg.id::text = r.source_id
-    WHERE {{ c.in_window("lg.started_at") }}
-    UNION ALL
-    SELECT
-        'org_permissions_voiceagent',
-        'resource_permissions',
-        t.xmin,
-        t.id::text,
-        r.reason
-    FROM {{ c.src }}.org_permissions_voiceagent AS lg
-    LEFT JOIN {{ c.tgt }}.migration_lineage AS m
-        ON m.source_table = 'org_permissions_voiceagent' AND lg.id::text = m.source_id
-    LEFT JOIN {{ c.tgt }}.resource_permissions AS t ON m.target_id = t.id::text
-    LEFT JOIN {{ c.tgt }}.migration_rejects AS r
-        ON r.source_table = 'org_permissions_voiceagent' AND lg.id::text = r.source_id
+        ON r.source_table = '{{ table.source_table }}' AND lg.source_id = r.source_id
+    {%- endfor %}
 ),
 
 classified AS (

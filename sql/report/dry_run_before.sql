@@ -12,7 +12,7 @@ DECLARE
     target text;
 BEGIN
     FOREACH target IN ARRAY ARRAY[
-        'tenants', 'voices', 'phone_numbers', 'voice_agents', 'leads', 'voice_calls', 'resource_permissions'
+        'tenants'{% for table in catalog %}, '{{ table.target_table }}'{% endfor %}
     ] LOOP
         IF to_regclass(format('%I.%I', {{ params.target_schema | sql_literal }}, target)) IS NOT NULL THEN
             EXECUTE format(

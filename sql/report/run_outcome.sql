@@ -1,17 +1,18 @@
 -- Closes this run's record in migration_runs. report_run sets voice_agent_migration.outcome and
 -- voice_agent_migration.failed_tasks (comma-separated) on the session from the run's task states.
 {% import "_common.sql" as c with context %}
+{%- set window = migration_window() %}
 INSERT INTO {{ c.tgt }}.migration_runs AS r (
     run_id, run_type, window_start, window_end, params, started_at, ended_at, outcome, failed_tasks
 )
 VALUES (
     {{ c.run }},
-    {{ c.run_type | text_literal }},
-    {{ c.window.start_sql if c.window else "NULL" }},
-    {{ c.window.end_sql if c.window else "NULL" }},
+    {{ migration_run_type() | text_literal }},
+    {{ window.start_sql if window else "NULL" }},
+    {{ window.end_sql if window else "NULL" }},
     {{ params | tojson | text_literal }}::jsonb,
-    {{ c.now_utc() }},
-    {{ c.now_utc() }},
+    (now() AT TIME ZONE 'UTC'),
+    (now() AT TIME ZONE 'UTC'),
     current_setting('voice_agent_migration.outcome'),
     coalesce(string_to_array(nullif(current_setting('voice_agent_migration.failed_tasks'), ''), ','), '{}')
 )

@@ -5,38 +5,54 @@
 -- tables (empty of migrated rows), the columns added to the application's leads and caches (nullable,
 -- unused), the agents' sequence (past the old ids, harmless) and the runs' records, this one included.
 -- A fresh run afterwards migrates everything again.
+-- Jinja loops over the catalog generate the per-table blocks below: sqlfluff cannot indent them.
+-- noqa: disable=LT02
 {% import "_common.sql" as c with context %}
 {{ c.serialize_step() }}
 
--- Calls land under their legacy uuid: the id map for calls is the legacy table itself.
-DELETE FROM {{ c.tgt }}.voice_calls AS vc
-USING {{ c.src }}.call_logs_voiceagent AS cl
-WHERE vc.id = cl.id;
+-- Not while a migration run is under way: between two of its steps a rollback would leave it half
+-- migrated on top of an emptied target. Runs register as 'running' in their create_target_tables step
+-- and close their record in report_run, whatever happened (the step lock taken above orders both).
+DO $$
+DECLARE
+    running text;
+BEGIN
+    IF to_regclass({{ (params.target_schema ~ ".migration_runs") | text_literal }}) IS NULL THEN
+        RETURN;
+    END IF;
+    SELECT string_agg(format('%s (started %s UTC)', r.run_id, r.started_at), ', ' ORDER BY r.started_at)
+    INTO running
+    FROM {{ c.tgt }}.migration_runs AS r
+    WHERE r.outcome = 'running' AND r.run_id <> {{ c.run }};
+    IF running IS NOT NULL THEN
+        RAISE EXCEPTION 'rollback refused: migration runs are under way: %', running
+            USING HINT = 'wait for them to end, then trigger the rollback again; a run that Airflow no longer '
+            || 'runs (its worker died before report_run) is closed with: UPDATE '
+            || {{ (params.target_schema ~ ".migration_runs") | text_literal }}
+            || ' SET outcome = ''failed'', ended_at = now() WHERE run_id = ''<run id>''';
+    END IF;
+END
+$$;
 
-DELETE FROM {{ c.tgt }}.resource_permissions AS t
-USING {{ c.tgt }}.migration_lineage AS m
-WHERE m.source_table = 'org_permissions_voiceagent' AND t.id::text = m.target_id;
+-- The catalog's tables, last migrated first. A table whose rows keep their legacy id (the calls) is its
+-- own id map; the others are found through the lineage.
+{%- for table in catalog | reverse %}
 
--- Only leads the migration wrote (an application lead it linked a legacy lead to stays).
-DELETE FROM {{ c.tgt }}.leads AS t
+{%- if table.lineage == "same id" %}
+DELETE FROM {{ c.tgt }}.{{ table.target_table }} AS t
+USING {{ c.src }}.{{ table.source_table }} AS lg
+WHERE t.id = lg.{{ table.source_key }};
+{%- else %}
+DELETE FROM {{ c.tgt }}.{{ table.target_table }} AS t
 USING {{ c.tgt }}.migration_lineage AS m
 WHERE
-    m.source_table = 'leads_voiceagent'
+    m.source_table = '{{ table.source_table }}'
     AND t.id::text = m.target_id
-    AND t.source = 'voice_agent'
-    AND t.metadata ? 'old_voice_agent_id';
-
-DELETE FROM {{ c.tgt }}.voice_agents AS t
-USING {{ c.tgt }}.migration_lineage AS m
-WHERE m.source_table = 'agents_voiceagent' AND t.id::text = m.target_id;
-
-DELETE FROM {{ c.tgt }}.phone_numbers AS t
-USING {{ c.tgt }}.migration_lineage AS m
-WHERE m.source_table = 'numbers_voiceagent' AND t.id::text = m.target_id;
-
-DELETE FROM {{ c.tgt }}.voices AS t
-USING {{ c.tgt }}.migration_lineage AS m
-WHERE m.source_table = 'voices_voiceagent' AND t.id::text = m.target_id;
+    {%- if table.rollback_only %}
+    AND {{ table.rollback_only }}
+    {%- endif %};
+{%- endif %}
+{%- endfor %}
 
 -- Tenants the migration created (one per organization, and the system tenant), unless a row left in
 -- the target still belongs to one.
@@ -49,17 +65,10 @@ WHERE
     AND NOT EXISTS (
         SELECT 1
         FROM (
-            SELECT tenant_id FROM {{ c.tgt }}.voices
-            UNION ALL
-            SELECT tenant_id FROM {{ c.tgt }}.phone_numbers
-            UNION ALL
-            SELECT tenant_id FROM {{ c.tgt }}.voice_agents
-            UNION ALL
-            SELECT tenant_id FROM {{ c.tgt }}.leads
-            UNION ALL
-            SELECT tenant_id FROM {{ c.tgt }}.voice_calls
-            UNION ALL
-            SELECT tenant_id FROM {{ c.tgt }}.resource_permissions
+            {%- for table in catalog %}
+            {{ "UNION ALL" if not loop.first }}
+            SELECT tenant_id FROM {{ c.tgt }}.{{ table.target_table }}
+            {%- endfor %}
         ) AS still_used
         WHERE still_used.tenant_id = t.id
     );
@@ -73,12 +82,12 @@ INSERT INTO {{ c.tgt }}.migration_runs AS r (
 )
 VALUES (
     {{ c.run }},
-    {{ c.run_type | text_literal }},
+    {{ migration_run_type() | text_literal }},
     NULL,
     NULL,
     {{ params | tojson | text_literal }}::jsonb,
-    {{ c.now_utc() }},
-    {{ c.now_utc() }},
+    (now() AT TIME ZONE 'UTC'),
+    (now() AT TIME ZONE 'UTC'),
     'success'
 )
 ON CONFLICT (run_id) DO UPDATE SET

@@ -1,5 +1,6 @@
 -- Creates the multi-tenant target schema, the lineage and the quarantine; safe to run again.
 {% import "_common.sql" as c with context %}
+{%- set window = migration_window() %}
 {{ c.serialize_step() }}
 
 -- Only when missing: CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when the schema
@@ -18,8 +19,8 @@ CREATE TABLE IF NOT EXISTS {{ c.tgt }}.tenants (
     plan varchar(50) DEFAULT 'pro',
     is_active boolean DEFAULT TRUE,
     metadata jsonb DEFAULT '{}',
-    created_at timestamp DEFAULT {{ c.now_utc() }},
-    updated_at timestamp DEFAULT {{ c.now_utc() }}
+    created_at timestamp DEFAULT (now() AT TIME ZONE 'UTC'),
+    updated_at timestamp DEFAULT (now() AT TIME ZONE 'UTC')
 );
 
 CREATE TABLE IF NOT EXISTS {{ c.tgt }}.voices (
@@ -33,8 +34,8 @@ CREATE TABLE IF NOT EXISTS {{ c.tgt }}.voices (
     gender varchar(20),
     is_active boolean DEFAULT TRUE,
     metadata jsonb DEFAULT '{}',
-    created_at timestamp DEFAULT {{ c.now_utc() }},
-    updated_at timestamp DEFAULT {{ c.now_utc() }}
+    created_at timestamp DEFAULT (now() AT TIME ZONE 'UTC'),
+    updated_at timestamp DEFAULT (now() AT TIME ZONE 'UTC')
 );
 
 CREATE TABLE IF NOT EXISTS {{ c.tgt }}.phone_numbers (
@@ -46,8 +47,8 @@ CREATE TABLE IF NOT EXISTS {{ c.tgt }}.phone_numbers (
     capabilities jsonb DEFAULT '["voice"]',
     is_active boolean DEFAULT TRUE,
     metadata jsonb DEFAULT '{}',
-    created_at timestamp DEFAULT {{ c.now_utc() }},
-    updated_at timestamp DEFAULT {{ c.now_utc() }}
+    created_at timestamp DEFAULT (now() AT TIME ZONE 'UTC'),
+    updated_at timestamp DEFAULT (now() AT TIME ZONE 'UTC')
 );
 
 CREATE TABLE IF NOT EXISTS {{ c.tgt }}.voice_agents (
@@ -58,8 +59,8 @@ CREATE TABLE IF NOT EXISTS {{ c.tgt }}.voice_agents (
     voice_id varchar(255),
     is_active boolean DEFAULT TRUE,
     metadata jsonb DEFAULT '{}',
-    created_at timestamp DEFAULT {{ c.now_utc() }},
-    updated_at timestamp DEFAULT {{ c.now_utc() }}
+    created_at timestamp DEFAULT (now() AT TIME ZONE 'UTC'),
+    updated_at timestamp DEFAULT (now() AT TIME ZONE 'UTC')
 );
 
 -- The main application's leads table may already exist, with or without tenant_id: its rows are
@@ -72,8 +73,8 @@ CREATE TABLE IF NOT EXISTS {{ c.tgt }}.leads (
     source varchar(50),
     status varchar(50),
     metadata jsonb DEFAULT '{}',
-    created_at timestamp DEFAULT {{ c.now_utc() }},
-    updated_at timestamp DEFAULT {{ c.now_utc() }}
+    created_at timestamp DEFAULT (now() AT TIME ZONE 'UTC'),
+    updated_at timestamp DEFAULT (now() AT TIME ZONE 'UTC')
 );
 -- ALTER TABLE locks the application's table even when the column exists: only alter what is missing.
 DO $$
@@ -121,7 +122,7 @@ CREATE TABLE IF NOT EXISTS {{ c.tgt }}.voice_calls (
     started_at timestamp,
     ended_at timestamp,
     created_at timestamp,
-    updated_at timestamp DEFAULT {{ c.now_utc() }},
+    updated_at timestamp DEFAULT (now() AT TIME ZONE 'UTC'),
     metadata jsonb DEFAULT '{}'
 );
 
@@ -131,7 +132,7 @@ CREATE TABLE IF NOT EXISTS {{ c.tgt }}.resource_permissions (
     resource_type varchar(20) NOT NULL,
     resource_id varchar(100) NOT NULL,
     access_level varchar(20) DEFAULT 'use',
-    granted_at timestamp DEFAULT {{ c.now_utc() }},
+    granted_at timestamp DEFAULT (now() AT TIME ZONE 'UTC'),
     granted_by varchar(100),
     expires_at timestamp,
     is_active boolean DEFAULT TRUE
@@ -160,7 +161,7 @@ CREATE TABLE IF NOT EXISTS {{ c.tgt }}.migration_rejects (
     source_id text NOT NULL,
     reason text NOT NULL CHECK (reason <> ''),
     source_row jsonb NOT NULL,
-    rejected_at timestamp NOT NULL DEFAULT {{ c.now_utc() }},
+    rejected_at timestamp NOT NULL DEFAULT (now() AT TIME ZONE 'UTC'),
     PRIMARY KEY (source_table, source_id)
 );
 
@@ -189,7 +190,7 @@ CREATE TABLE IF NOT EXISTS {{ c.tgt }}.migration_reconciliation (
     run_id text NOT NULL,
     window_start timestamptz,
     window_end timestamptz,
-    recorded_at timestamp NOT NULL DEFAULT {{ c.now_utc() }},
+    recorded_at timestamp NOT NULL DEFAULT (now() AT TIME ZONE 'UTC'),
     position integer NOT NULL,
     source_table text NOT NULL,
     target_table text NOT NULL,
@@ -249,11 +250,11 @@ CREATE INDEX IF NOT EXISTS migration_run_tables_run_id ON {{ c.tgt }}.migration_
 INSERT INTO {{ c.tgt }}.migration_runs AS r (run_id, run_type, window_start, window_end, params, started_at)
 VALUES (
     {{ c.run }},
-    {{ c.run_type | text_literal }},
-    {{ c.window.start_sql if c.window else "NULL" }},
-    {{ c.window.end_sql if c.window else "NULL" }},
+    {{ migration_run_type() | text_literal }},
+    {{ window.start_sql if window else "NULL" }},
+    {{ window.end_sql if window else "NULL" }},
     {{ params | tojson | text_literal }}::jsonb,
-    {{ c.now_utc() }}
+    (now() AT TIME ZONE 'UTC')
 )
 ON CONFLICT (run_id) DO UPDATE SET  -- a cleared and re-run run is running again
     outcome = 'running',
