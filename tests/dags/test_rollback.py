@@ -4,8 +4,7 @@ the application's own rows as they were; a fresh run then migrates everything ag
 from __future__ import annotations
 
 from tests.helpers import run_dag
-
-MIGRATED_TABLES = ["tenants", "voices", "phone_numbers", "voice_agents", "voice_calls", "resource_permissions"]
+from voice_agent_migration.catalog import OWNED_TARGET_TABLES as MIGRATED_TABLES
 
 
 def counts(db) -> dict[str, int]:

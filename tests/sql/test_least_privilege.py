@@ -20,20 +20,17 @@ from devtools.airflow_env import DAG_ID, REPO, SQL_DIR, airflow, airflow_env
 from devtools.postgres import airflow_connection
 from tests.helpers import LegacyDatabase, load_dag, run_dag
 from tests.stack import AirflowStack
+from voice_agent_migration.catalog import OWNED_TARGET_TABLES
 
 SCRIPT = SQL_DIR / "admin" / "create_migration_role.sql"
 
 # Characters a URI must encode, so that the encoded form of the password differs from the plain one.
 PASSWORD_PREFIX = "s3cr3t-p@ss/w:rd#"
 
-# The tables the migration creates in the target schema (and so owns).
+# The tables the migration creates in the target schema (and so owns): the catalog's but those the
+# application shares (leads), and its bookkeeping.
 MIGRATION_TABLES = {
-    "tenants",
-    "voices",
-    "phone_numbers",
-    "voice_agents",
-    "voice_calls",
-    "resource_permissions",
+    *OWNED_TARGET_TABLES,
     "migration_lineage",
     "migration_call_buckets",
     "migration_rejects",
