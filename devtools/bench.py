@@ -1,5 +1,5 @@
 """`make bench ROWS=N`: the whole DAG against the guide's own call-log INSERT run by hand, on the
-same database, plus a re-run over unchanged data. Appends the figures to docs/benchmarks.md.
+same database, plus a re-run over unchanged data. Appends the figures to docs/benchmarks-history.md.
 
 The reference is the guide's call-log query with its fatal `::uuid` cast dropped (lead_id NULL) and
 its metadata fields included, into a fresh table shaped like voice_calls (but `status text`: the
@@ -103,7 +103,7 @@ def revision() -> str:
 
     head, dirty = (
         git("rev-parse", "--short", "HEAD"),
-        git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!docs/benchmarks.md"),
+        git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!docs/benchmarks-history.md"),
     )
     return (head or "unknown") + (" (with uncommitted changes)" if dirty else "")
 
@@ -167,7 +167,7 @@ def main() -> int:
     ]
     report = "\n".join(lines)
     print(report)
-    out = REPO / "docs" / "benchmarks.md"
+    out = REPO / "docs" / "benchmarks-history.md"
     if not out.exists():
         out.write_text("# Benchmarks\n\n## Run log (appended by `make bench`)\n\n")
     with out.open("a") as fh:
