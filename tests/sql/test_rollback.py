@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import psycopg
 import pytest
 
@@ -13,7 +15,7 @@ ROLLBACK = "manual__rollback"
 
 
 def run_as(db, sql_file: str, run_id: str, **settings: str) -> None:
-    with psycopg.connect(db.uri) as conn:
+    with psycopg.connect(db.uri, autocommit="vacuum" in sql_file) as conn:  # as its task runs it
         for name, value in settings.items():
             conn.execute("SELECT set_config(%s, %s, false)", (f"voice_agent_migration.{name}", value))
         conn.execute(render_sql(sql_file, {"rollback": True} if run_id == ROLLBACK else {}, run_id=run_id))
@@ -26,7 +28,8 @@ def test_a_rollback_refuses_while_a_run_is_between_two_steps_and_goes_through_on
         run_as(db, step, RUN)
     before = db.snapshot()
 
-    with pytest.raises(psycopg.errors.RaiseException, match=f"rollback refused: migration runs are under way: {RUN}"):
+    refused = re.escape(f"rollback refused: migration runs are under way: {RUN} (started")
+    with pytest.raises(psycopg.errors.RaiseException, match=refused):
         run_as(db, "rollback/rollback_migration.sql", ROLLBACK)
     assert db.snapshot() == before, "a refused rollback removes nothing"
 
