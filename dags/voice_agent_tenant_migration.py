@@ -61,7 +61,10 @@ import pendulum
 from airflow.sdk import DAG, chain
 from airflow.timetables.interval import CronDataIntervalTimetable
 
+from voice_agent_migration.alerts import alert_on_failure
 from voice_agent_migration.operators import (
+    CONN_ID,
+    STEP_RETRIES,
     SQLReportOperator,
     choose_mode,
     dry_run_of,
@@ -74,6 +77,22 @@ from voice_agent_migration.run_report import run_report
 from voice_agent_migration.templating import SQL_FILTERS, SQL_MACROS
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+
+# The steps that move data, in the guide's order, each one transaction; the dry run runs the same files.
+DATA_STEPS = [
+    "setup/00_check_legacy_schema.sql",
+    "setup/01_create_target_tables.sql",
+    "migrate/02_migrate_tenants.sql",
+    "migrate/03_migrate_voices.sql",
+    "migrate/04_migrate_phone_numbers.sql",
+    "migrate/05_migrate_voice_agents.sql",
+    "migrate/06_migrate_leads.sql",
+    "migrate/07_migrate_voice_calls.sql",
+    "migrate/08_migrate_resource_permissions.sql",
+    "migrate/09_add_tenant_id_to_caches.sql",
+]
+# The calls step runs as that many concurrent transactions, one per share of the calls.
+PARTITIONS = {"migrate/07_migrate_voice_calls.sql": "{{ params.call_partitions }}"}
 
 with DAG(
     dag_id="voice_agent_tenant_migration",
@@ -93,19 +112,15 @@ with DAG(
     user_defined_filters=SQL_FILTERS,
     user_defined_macros=SQL_MACROS,
     tags=["migration", "voice_agent", "multi-tenant"],
+    # Every task: the database, one alert once it has finally failed (alerts.py), and retries with
+    # backoff, the steps being idempotent (the checks override: never retried).
+    default_args={"conn_id": CONN_ID, "on_failure_callback": alert_on_failure, **STEP_RETRIES},
 ) as dag:
-    # The steps that move data, in the guide's order, each one transaction.
     data_steps = [
-        migration_step("setup/00_check_legacy_schema.sql"),
-        migration_step("setup/01_create_target_tables.sql"),
-        migration_step("migrate/02_migrate_tenants.sql"),
-        migration_step("migrate/03_migrate_voices.sql"),
-        migration_step("migrate/04_migrate_phone_numbers.sql"),
-        migration_step("migrate/05_migrate_voice_agents.sql"),
-        migration_step("migrate/06_migrate_leads.sql"),
-        partitioned_migration_step("migrate/07_migrate_voice_calls.sql", partitions="{{ params.call_partitions }}"),
-        migration_step("migrate/08_migrate_resource_permissions.sql"),
-        migration_step("migrate/09_add_tenant_id_to_caches.sql"),
+        partitioned_migration_step(sql_file, PARTITIONS[sql_file])
+        if sql_file in PARTITIONS
+        else migration_step(sql_file)
+        for sql_file in DATA_STEPS
     ]
     # Then maintenance and the run's own records, read by the checks and reports.
     bookkeeping = [
@@ -115,7 +130,7 @@ with DAG(
         migration_step("record/13_record_run_detail.sql"),
     ]
     # A dry run runs the data steps in one transaction, reports what they would do, and rolls back.
-    dry_run = dry_run_of(data_steps, before_sql="report/dry_run_before.sql", report_sql="report/dry_run.sql")
+    dry_run = dry_run_of(DATA_STEPS, before_sql="report/dry_run_before.sql", report_sql="report/dry_run.sql")
     # The way back: removes what the migration created, through its lineage.
     rollback = migration_step("rollback/rollback_migration.sql")
     checks = [

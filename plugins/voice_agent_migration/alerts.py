@@ -1,9 +1,9 @@
 """Failure alerts through Apprise: one message per failed task, naming the run and what went wrong.
 
-Every task of the DAG gets `on_failure_callback=alert_on_failure` (see operators.py). Airflow runs that
-callback only when a try ends in FAILED, i.e. after the last retry (a try that will be retried runs
-`on_retry_callback` instead), and never for tasks that end `upstream_failed`: a broken step sends one
-alert, not one per task below it.
+Every task of the DAG gets `on_failure_callback=alert_on_failure` through the DAG's `default_args`.
+Airflow runs that callback only when a try ends in FAILED, i.e. after the last retry (a try that will be
+retried runs `on_retry_callback` instead), and never for tasks that end `upstream_failed`: a broken step
+sends one alert, not one per task below it.
 
 Where alerts go is configuration, not code: the Airflow connection `apprise_default` (conn type
 `apprise`), extra `{"config": {"path": "<apprise url>", "tag": "alerts"}}` or a list of such dicts, so

@@ -1,4 +1,9 @@
-"""Operators of the migration DAG: SQL steps, SQL checks and readable reports, all from `sql/`."""
+"""Operators of the migration DAG: SQL steps, SQL checks and readable reports, all from `sql/`.
+
+The factories take no connection, alert callback or retries: the DAG gives every task those through
+its `default_args` (`conn_id=CONN_ID`, `on_failure_callback`, `STEP_RETRIES`); a check overrides
+`retries=0`.
+"""
 
 from __future__ import annotations
 
@@ -14,12 +19,10 @@ from airflow.providers.common.sql.operators.sql import BaseSQLOperator, SQLCheck
 from airflow.sdk import BaseOperator, task
 from airflow.sdk.exceptions import AirflowFailException
 
-from voice_agent_migration.alerts import alert_on_failure
-
 CONN_ID = "voice_agent_db"
 
 # Migration steps are idempotent, so a transient fault (a dropped connection, a lock timeout) is
-# retried with backoff; checks never are.
+# retried with backoff; checks never are (`migration_check` sets retries=0).
 STEP_RETRIES: dict[str, Any] = {
     "retries": 2,
     "retry_delay": timedelta(seconds=30),
@@ -35,18 +38,9 @@ def step_task_id(sql_file: str) -> str:
 def migration_step(sql_file: str, *, autocommit: bool = False, **kwargs: Any) -> SQLExecuteQueryOperator:
     """One idempotent step: the whole file runs in one transaction (unless it is maintenance such as
     VACUUM, which cannot) and may be retried."""
-    step = SQLExecuteQueryOperator(
-        task_id=step_task_id(sql_file),
-        conn_id=CONN_ID,
-        sql=sql_file,
-        autocommit=autocommit,
-        do_xcom_push=False,
-        on_failure_callback=kwargs.pop("on_failure_callback", alert_on_failure),
-        **STEP_RETRIES,
-        **kwargs,
+    return SQLExecuteQueryOperator(
+        task_id=step_task_id(sql_file), sql=sql_file, autocommit=autocommit, do_xcom_push=False, **kwargs
     )
-    step.sql_file = sql_file  # `sql` becomes the file's text once the DAG is parsed
-    return step
 
 
 class PartitionedSQLOperator(SQLExecuteQueryOperator):
@@ -88,17 +82,7 @@ class PartitionedSQLOperator(SQLExecuteQueryOperator):
 
 def partitioned_migration_step(sql_file: str, partitions: int | str, **kwargs: Any) -> PartitionedSQLOperator:
     """A migration step whose SQL runs in `partitions` concurrent, idempotent transactions."""
-    step = PartitionedSQLOperator(
-        task_id=step_task_id(sql_file),
-        conn_id=CONN_ID,
-        sql=sql_file,
-        partitions=partitions,
-        on_failure_callback=kwargs.pop("on_failure_callback", alert_on_failure),
-        **STEP_RETRIES,
-        **kwargs,
-    )
-    step.sql_file = sql_file
-    return step
+    return PartitionedSQLOperator(task_id=step_task_id(sql_file), sql=sql_file, partitions=partitions, **kwargs)
 
 
 def migration_check(sql_file: str, work_mem: str | None = None, **kwargs: Any) -> SQLCheckOperator:
@@ -110,15 +94,7 @@ def migration_check(sql_file: str, work_mem: str | None = None, **kwargs: Any) -
     """
     if work_mem is not None:
         kwargs["hook_params"] = {**kwargs.get("hook_params", {}), "options": f"-c work_mem={work_mem}"}
-    return SQLCheckOperator(
-        task_id=step_task_id(sql_file),
-        conn_id=CONN_ID,
-        sql=sql_file,
-        retry_on_failure=False,
-        retries=0,
-        on_failure_callback=kwargs.pop("on_failure_callback", alert_on_failure),
-        **kwargs,
-    )
+    return SQLCheckOperator(task_id=step_task_id(sql_file), sql=sql_file, retry_on_failure=False, retries=0, **kwargs)
 
 
 def format_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -143,8 +119,7 @@ class SQLReportOperator(BaseSQLOperator):
     template_fields_renderers: ClassVar[dict[str, str]] = {"sql": "sql"}
 
     def __init__(self, *, sql: str, title: str, **kwargs: Any) -> None:
-        kwargs.setdefault("on_failure_callback", alert_on_failure)
-        super().__init__(conn_id=kwargs.pop("conn_id", CONN_ID), **kwargs)
+        super().__init__(**kwargs)
         self.sql = sql
         self.title = title
 
@@ -165,8 +140,7 @@ class DryRunOperator(BaseSQLOperator):
     template_ext: Sequence[str] = (".sql",)
 
     def __init__(self, *, before_sql: str, steps: Sequence[str], report_sql: str, title: str, **kwargs: Any) -> None:
-        kwargs.setdefault("on_failure_callback", alert_on_failure)
-        super().__init__(conn_id=kwargs.pop("conn_id", CONN_ID), **kwargs)
+        super().__init__(**kwargs)
         self.before_sql = before_sql
         self.step_files = list(steps)
         self.steps = list(steps)
@@ -191,12 +165,12 @@ class DryRunOperator(BaseSQLOperator):
         return [dict(zip(columns, row, strict=True)) for row in rows]
 
 
-def dry_run_of(steps: Sequence[BaseSQLOperator], before_sql: str, report_sql: str) -> DryRunOperator:
-    """The dry run of these migration steps (built by `migration_step` and friends)."""
+def dry_run_of(step_files: Sequence[str], before_sql: str, report_sql: str) -> DryRunOperator:
+    """The dry run of the migration steps that run these files of sql/, in this order."""
     return DryRunOperator(
         task_id="dry_run",
         before_sql=before_sql,
-        steps=[step.sql_file for step in steps],
+        steps=step_files,
         report_sql=report_sql,
         title="Dry run: what a run would do, per legacy table (nothing was written)",
     )
@@ -205,7 +179,7 @@ def dry_run_of(steps: Sequence[BaseSQLOperator], before_sql: str, report_sql: st
 def choose_mode(*, dry_run: BaseOperator, rollback: BaseOperator, migrate: BaseOperator) -> Any:
     """Branch on the params: the dry run alone, the rollback alone, or the migration and its checks."""
 
-    @task.branch(task_id="choose_mode", on_failure_callback=alert_on_failure)
+    @task.branch(task_id="choose_mode")
     def choose(params: dict[str, Any] | None = None) -> str:
         params = params or {}
         if params.get("dry_run") and params.get("rollback"):

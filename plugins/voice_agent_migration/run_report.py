@@ -9,8 +9,8 @@ from typing import Any
 from airflow.providers.common.sql.operators.sql import BaseSQLOperator
 from airflow.sdk.exceptions import AirflowSkipException
 
-from voice_agent_migration.alerts import alert_on_failure, send_summary
-from voice_agent_migration.operators import CONN_ID, format_table
+from voice_agent_migration.alerts import send_summary
+from voice_agent_migration.operators import format_table
 
 FAILED_STATES = {"failed", "upstream_failed"}
 
@@ -26,7 +26,7 @@ class RunReportOperator(BaseSQLOperator):
     template_ext: Sequence[str] = (".sql",)
 
     def __init__(self, *, outcome_sql: str, detail_sql: str, title: str, **kwargs: Any) -> None:
-        super().__init__(conn_id=kwargs.pop("conn_id", CONN_ID), **kwargs)
+        super().__init__(**kwargs)
         self.outcome_sql = outcome_sql
         self.detail_sql = detail_sql
         self.title = title
@@ -71,5 +71,4 @@ def run_report(outcome_sql: str, detail_sql: str) -> RunReportOperator:
         outcome_sql=outcome_sql,
         detail_sql=detail_sql,
         title="Run account per legacy table and tenant",
-        on_failure_callback=alert_on_failure,
     ).as_teardown()

@@ -11,6 +11,8 @@ import pytest
 from airflow.providers.common.sql.operators.sql import SQLCheckOperator, SQLExecuteQueryOperator
 
 from tests.helpers import MIGRATION_STEPS, load_dag, sql_path
+from voice_agent_migration.alerts import alert_on_failure
+from voice_agent_migration.operators import STEP_RETRIES
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +77,31 @@ def test_steps_retry_and_checks_do_not(dag):
     for step in (t for t in dag.tasks if isinstance(t, SQLExecuteQueryOperator)):
         assert step.retries >= 1
         assert step.autocommit is (step.task_id == "vacuum_voice_calls"), "one transaction per step"
+
+
+def test_every_task_gets_the_dags_default_args(dag):
+    """The connection, the alert and the retries are set once, in the DAG's default_args, and reach
+    every kind of task: SQL steps, checks, reports, the dry run, the branch and the teardown."""
+    assert {type(t).__name__ for t in dag.tasks} >= {
+        "SQLExecuteQueryOperator",
+        "PartitionedSQLOperator",
+        "SQLCheckOperator",
+        "SQLReportOperator",
+        "DryRunOperator",
+        "_BranchPythonDecoratedOperator",
+        "RunReportOperator",
+    }
+    for task in dag.tasks:
+        assert task.on_failure_callback == [alert_on_failure], task.task_id
+        retries = {"retries": 0} if isinstance(task, SQLCheckOperator) else STEP_RETRIES
+        assert {name: getattr(task, name) for name in retries} == retries, task.task_id
+    assert dag.get_task("choose_mode").op_kwargs == {}  # no default_arg is passed to the branch's function
+
+
+def test_the_dry_run_runs_the_data_steps_files(dag):
+    files = dag.get_task("dry_run").step_files
+    assert files == [step for step in MIGRATION_STEPS if step in files]  # the DAG's own steps, in its order
+    assert {step for step in MIGRATION_STEPS if step.startswith(("setup/", "migrate/"))} <= set(files)
 
 
 @pytest.mark.parametrize(
