@@ -16,8 +16,8 @@ Choices:
 - The text is built here in plain Python and sent with `notifier.notify(context)`, not `notifier(context)`:
   calling the notifier would render title and body as Jinja templates (an error message holding `{#` or
   `{{` would break or vanish) and merge its fields into the task's context.
-- A failed SQL check raises "Test failed.", the whole rendered query, then "Results:" and the row
-  `(False, '<detail>')`. The alert shows the detail (counts and a few ids), never the query.
+- A failed SQL check raises `CheckFailed` (operators.py), which carries what the check found (counts
+  and a few ids). The alert shows that finding, one item per line, never the check's query.
 - Any other error shows its type and first lines: enough to triage, short enough for a chat message.
 - The callback never raises: an alert that cannot be sent is logged, and the task's own failure stands.
   Without the connection (or with no destination tagged `alerts`, which Apprise would silently skip)
@@ -27,13 +27,14 @@ Choices:
 
 from __future__ import annotations
 
-import ast
 import json
 import logging
 import re
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
+
+from voice_agent_migration.operators import CheckFailed
 
 log = logging.getLogger(__name__)
 
@@ -49,29 +50,6 @@ DEFAULT_BASE_URL = "http://localhost:8080/"
 
 def _clip(line: str, limit: int = MAX_LINE_CHARS) -> str:
     return line if len(line) <= limit else line[: limit - 3] + "..."
-
-
-def check_finding(error: BaseException | str | None) -> str | None:
-    """What a failed SQL check found: the detail column of its `(passed, detail)` row.
-
-    None when `error` is not a check failure. A result that is not a plain Python literal is shown
-    as it was printed; the check's query is never included.
-    """
-    message = str(error or "")
-    if message.startswith("The following query returned zero rows:"):
-        return "the check returned no row"
-    if not message.startswith("Test failed.") or "\nResults:\n" not in message:
-        return None
-    results = message.rpartition("\nResults:\n")[2].split("\nThe following tests have failed:", 1)[0].strip()
-    try:
-        record = ast.literal_eval(results)
-    except (ValueError, SyntaxError, MemoryError, RecursionError):
-        return _clip(results)
-    values = list(record.values()) if isinstance(record, Mapping) else record
-    if not isinstance(values, (tuple, list)):
-        return _clip(results)
-    texts = [v for v in values if isinstance(v, str) and v.strip()]
-    return "; ".join(texts) if texts else _clip(results)
 
 
 def error_excerpt(error: BaseException | str | None, max_lines: int = MAX_ERROR_LINES) -> list[str]:
@@ -148,7 +126,7 @@ def failure_message(context: Mapping[str, Any]) -> tuple[str, str]:
     dag_id, task_id = ti.dag_id, ti.task_id
     run_id = context.get("run_id") or ti.run_id
     error = context.get("exception")
-    finding = check_finding(error)
+    finding = error.finding if isinstance(error, CheckFailed) else None
     title = failure_title(dag_id, task_id, is_check=finding is not None)
     body = failure_body(
         dag_id=dag_id,

@@ -15,7 +15,7 @@ from datetime import timedelta
 from typing import Any, ClassVar
 
 from airflow.providers.common.sql.hooks.handlers import fetch_all_handler
-from airflow.providers.common.sql.operators.sql import BaseSQLOperator, SQLCheckOperator, SQLExecuteQueryOperator
+from airflow.providers.common.sql.operators.sql import BaseSQLOperator, SQLExecuteQueryOperator
 from airflow.sdk import BaseOperator, task
 from airflow.sdk.exceptions import AirflowFailException
 
@@ -85,16 +85,67 @@ def partitioned_migration_step(sql_file: str, partitions: int | str, **kwargs: A
     return PartitionedSQLOperator(task_id=step_task_id(sql_file), sql=sql_file, partitions=partitions, **kwargs)
 
 
-def migration_check(sql_file: str, work_mem: str | None = None, **kwargs: Any) -> SQLCheckOperator:
-    """A check returning one row (passed, detail); a failure is final and its log shows the detail.
+class CheckFailed(AirflowFailException):
+    """A migration check found a problem. `finding` is what it found (counts and a few ids) and is the
+    whole message. An AirflowFailException, so the failure is final: a failed check is never retried."""
+
+    def __init__(self, finding: str) -> None:
+        super().__init__(finding)
+        self.finding = finding
+
+
+def check_verdict(row: Sequence[Any] | None) -> tuple[bool, str]:
+    """(passed, finding) of a check's row `(passed boolean, detail text)`; no row or a NULL verdict fails."""
+    if row is None:
+        return False, "the check returned no row"
+    if len(row) != 2:
+        return False, f"the check returned {len(row)} columns instead of (passed, detail)"
+    passed, detail = row
+    finding = "(no detail)" if detail is None else str(detail)
+    if passed is None:
+        return False, f"the check's verdict is NULL: {finding}"
+    return bool(passed), finding
+
+
+class MigrationCheckOperator(BaseSQLOperator):
+    """Runs one check of sql/check/, which returns one row `(passed boolean, detail text)`.
+
+    Its log says first what the check found ("check_x passed: ..." or "check_x FAILED: ..."); the
+    rendered SQL is logged only at DEBUG. The SQL runs on a cursor of its own, not through the hook's
+    `run`, which would log the whole statement at INFO. A failure raises `CheckFailed` carrying the
+    finding, for the log and the alert. A check writes nothing: its connection closes uncommitted.
 
     `work_mem` (e.g. "256MB") is set for the check's session: a check that hashes whole tables then
     keeps its hash tables in memory instead of batching them to disk. A check is one statement, so it
     cannot `SET LOCAL` itself.
     """
-    if work_mem is not None:
-        kwargs["hook_params"] = {**kwargs.get("hook_params", {}), "options": f"-c work_mem={work_mem}"}
-    return SQLCheckOperator(task_id=step_task_id(sql_file), sql=sql_file, retry_on_failure=False, retries=0, **kwargs)
+
+    template_fields: Sequence[str] = ("sql", *BaseSQLOperator.template_fields)
+    template_ext: Sequence[str] = (".sql",)
+    template_fields_renderers: ClassVar[dict[str, str]] = {"sql": "sql"}
+
+    def __init__(self, *, sql: str, work_mem: str | None = None, **kwargs: Any) -> None:
+        if work_mem is not None:
+            kwargs["hook_params"] = {**(kwargs.get("hook_params") or {}), "options": f"-c work_mem={work_mem}"}
+        super().__init__(**kwargs)
+        self.sql = sql
+        self.work_mem = work_mem
+
+    def execute(self, context: Any) -> None:
+        with closing(self.get_db_hook().get_conn()) as conn, closing(conn.cursor()) as cur:
+            cur.execute(self.sql)
+            row = cur.fetchone()
+        passed, finding = check_verdict(row)
+        self.log.info("%s %s: %s", self.task_id, "passed" if passed else "FAILED", finding)
+        self.log.debug("%s ran:\n%s", self.task_id, self.sql)
+        if not passed:
+            raise CheckFailed(finding)
+
+
+def migration_check(sql_file: str, work_mem: str | None = None, **kwargs: Any) -> MigrationCheckOperator:
+    """A check of sql/check/ (see MigrationCheckOperator). It is not retried: a failed check is final,
+    and a check that could not run deserves a look before it runs again."""
+    return MigrationCheckOperator(task_id=step_task_id(sql_file), sql=sql_file, work_mem=work_mem, retries=0, **kwargs)
 
 
 def format_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

@@ -10,7 +10,7 @@ from urllib.parse import quote
 import pytest
 
 from devtools.airflow_env import DAG_ID
-from tests.helpers import run_dag
+from tests.helpers import run_dag, sql_path
 
 BASE_URL = "http://airflow.example.test:8080/"
 STRAY_TENANT = "99999999-9999-4999-8999-999999999999"
@@ -65,11 +65,12 @@ def log_url(run_id: str, task_id: str, try_number: int = 1) -> str:
     return f"{BASE_URL.rstrip('/')}/dags/{DAG_ID}/runs/{quote(run_id)}/tasks/{task_id}?try_number={try_number}"
 
 
-def test_a_planted_orphan_sends_one_alert_with_what_the_check_found(demo_db, receiver):
+def test_a_planted_orphan_sends_one_alert_with_what_the_check_found(demo_db, receiver, capfd):
     assert failed(run_dag(demo_db)) == {}
     assert receiver.received == []  # a clean run sends no failure alert
     stray = "0a000000-0000-4000-8000-00000000dead"
     demo_db.execute("INSERT INTO voice_calls (id, tenant_id) VALUES (%s, %s)", (stray, STRAY_TENANT))
+    capfd.readouterr()
 
     states = run_dag(demo_db)
 
@@ -86,6 +87,12 @@ def test_a_planted_orphan_sends_one_alert_with_what_the_check_found(demo_db, rec
         f"Log: {log_url(states.run_id, 'check_no_orphan_tenants')}"
     )
     assert "SELECT" not in alert["message"]  # the finding, not the check's query
+    out = capfd.readouterr()
+    log = out.out + out.err
+    assert f"check_no_orphan_tenants FAILED: voice_calls: 1 rows without a valid tenant e.g. {stray}" in log
+    # The check's log gives its finding, not its query (nor the provider's "Test failed." dump).
+    assert sql_path("check/check_no_orphan_tenants.sql").read_text().splitlines()[0] not in log
+    assert "Test failed." not in log
 
 
 def test_a_planted_duplicate_sends_one_alert_naming_the_number(demo_db, receiver):

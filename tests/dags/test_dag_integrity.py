@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pendulum
 import pytest
-from airflow.providers.common.sql.operators.sql import SQLCheckOperator, SQLExecuteQueryOperator
+from airflow.providers.common.sql.operators.sql import SQLExecuteQueryOperator
 
 from tests.helpers import MIGRATION_STEPS, load_dag, sql_path
 from voice_agent_migration.alerts import alert_on_failure
-from voice_agent_migration.operators import STEP_RETRIES
+from voice_agent_migration.operators import STEP_RETRIES, MigrationCheckOperator
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +61,7 @@ def test_sql_is_found_relative_to_the_repository(dag):
 
 
 def test_steps_retry_and_checks_do_not(dag):
-    checks = [t for t in dag.tasks if isinstance(t, SQLCheckOperator)]
+    checks = [t for t in dag.tasks if isinstance(t, MigrationCheckOperator)]
     assert {t.task_id for t in checks} == {
         "check_conservation",
         "check_no_orphan_tenants",
@@ -71,7 +71,7 @@ def test_steps_retry_and_checks_do_not(dag):
         "check_run_balanced",
     }
     for check in checks:
-        assert check.retries == 0 and check.retry_on_failure is False
+        assert check.retries == 0  # and a failed check raises CheckFailed, final (see test_operators.py)
         # Only a teardown may follow a check, so that a failed check fails the run.
         assert all(dag.get_task(t).is_teardown for t in check.downstream_task_ids), check.task_id
     for step in (t for t in dag.tasks if isinstance(t, SQLExecuteQueryOperator)):
@@ -85,7 +85,7 @@ def test_every_task_gets_the_dags_default_args(dag):
     assert {type(t).__name__ for t in dag.tasks} >= {
         "SQLExecuteQueryOperator",
         "PartitionedSQLOperator",
-        "SQLCheckOperator",
+        "MigrationCheckOperator",
         "SQLReportOperator",
         "DryRunOperator",
         "_BranchPythonDecoratedOperator",
@@ -93,7 +93,7 @@ def test_every_task_gets_the_dags_default_args(dag):
     }
     for task in dag.tasks:
         assert task.on_failure_callback == [alert_on_failure], task.task_id
-        retries = {"retries": 0} if isinstance(task, SQLCheckOperator) else STEP_RETRIES
+        retries = {"retries": 0} if isinstance(task, MigrationCheckOperator) else STEP_RETRIES
         assert {name: getattr(task, name) for name in retries} == retries, task.task_id
     assert dag.get_task("choose_mode").op_kwargs == {}  # no default_arg is passed to the branch's function
 

@@ -7,18 +7,19 @@ import logging
 from types import SimpleNamespace
 
 import pytest
-from airflow.providers.common.sql.operators.sql import SQLCheckOperator, SQLExecuteQueryOperator
+from airflow.providers.common.sql.operators.sql import SQLExecuteQueryOperator
+from airflow.sdk.exceptions import AirflowFailException
 
 from devtools.postgres import airflow_connection
 from tests.dags.test_alerts import Receiver
 from voice_agent_migration.alerts import (
     alert_on_failure,
-    check_finding,
     destinations_tagged,
     error_excerpt,
     failure_message,
     log_link,
 )
+from voice_agent_migration.operators import CheckFailed, MigrationCheckOperator
 
 DAG_ID = "voice_agent_tenant_migration"
 RUN_ID = "manual__2025-06-01T10:00:00+00:00"
@@ -46,12 +47,8 @@ def raised_by(operator) -> BaseException:
 
 @pytest.fixture
 def check_error(db_conn) -> BaseException:
-    """What SQLCheckOperator raises when the check row says it failed."""
-    return raised_by(
-        SQLCheckOperator(
-            task_id="check_no_orphan_tenants", conn_id="voice_agent_db", sql=CHECK_SQL, retry_on_failure=False
-        )
-    )
+    """What a check raises when its row says it failed."""
+    return raised_by(MigrationCheckOperator(task_id="check_no_orphan_tenants", conn_id="voice_agent_db", sql=CHECK_SQL))
 
 
 @pytest.fixture
@@ -76,8 +73,8 @@ def apprise_connection(config) -> str:
 
 
 def test_the_check_error_is_the_one_the_alert_expects(check_error):
-    assert type(check_error).__name__ == "AirflowFailException"
-    assert str(check_error).startswith("Test failed.\nQuery:\nWITH found AS")
+    assert isinstance(check_error, CheckFailed) and isinstance(check_error, AirflowFailException)
+    assert check_error.finding == str(check_error) == ORPHANS  # the finding, not the query
 
 
 def test_a_failed_check_alert_shows_what_it_found_and_not_its_query(check_error):
@@ -118,25 +115,19 @@ def test_the_runtime_task_instances_own_log_url_is_used():
 
 def test_many_findings_and_long_errors_are_cut_to_a_message_size():
     detail = "; ".join(f"table_{i}: 1 rows" for i in range(25))
-    context = {"ti": task_instance("check_conservation"), "exception": f"Test failed.\nResults:\n(False, '{detail}')"}
+    context = {"ti": task_instance("check_conservation"), "exception": CheckFailed(detail)}
     _, body = failure_message(context)
     assert body.count(": 1 rows") == 10 and "  table_9: 1 rows\n  ... and 15 more (see the log)\n" in body
     excerpt = error_excerpt(RuntimeError("\n".join(f"line {i}" for i in range(20))))
     assert excerpt == ["RuntimeError: line 0", *(f"line {i}" for i in range(1, 6)), "... (14 more lines in the log)"]
 
 
-@pytest.mark.parametrize(
-    ("message", "finding"),
-    [
-        ("Test failed.\nQuery:\nSELECT 1\nResults:\n(False, 'x: 1 rows')", "x: 1 rows"),
-        ("Test failed.\nQuery:\nSELECT 'Results:\n'\nResults:\n(None, 'a')", "a"),  # the query may say Results
-        ("Test failed.\nQuery:\nSELECT 1\nResults:\n(False, Decimal('1'))", "(False, Decimal('1'))"),
-        ("The following query returned zero rows: SELECT 1", "the check returned no row"),
-        ('relation "voice_calls" does not exist', None),
-    ],
-)
-def test_check_finding(message, finding):
-    assert check_finding(message) == finding
+def test_only_a_check_failure_is_read_as_a_finding():
+    """The finding comes from the exception's type, never from parsing a message."""
+    lookalike = AirflowFailException("Test failed.\nQuery:\nSELECT 1\nResults:\n(False, 'x: 1 rows')")
+    title, body = failure_message({"ti": task_instance("check_conservation"), "exception": lookalike})
+    assert title == f"[{DAG_ID}] task check_conservation failed"
+    assert "Error:\n  AirflowFailException: Test failed.\n" in body and "Found:" not in body
 
 
 def test_the_callback_sends_the_text_as_is_never_as_a_template(monkeypatch):

@@ -1,9 +1,12 @@
-"""The plain-text table the report tasks log and `make demo` prints."""
+"""The plain-text table the report tasks log and `make demo` prints, and the checks' own operator."""
 
 from __future__ import annotations
 
+import pytest
+from airflow.sdk.exceptions import AirflowFailException
+
 from devtools.postgres import airflow_connection
-from voice_agent_migration.operators import CONN_ID, format_table, migration_check
+from voice_agent_migration.operators import CONN_ID, CheckFailed, MigrationCheckOperator, format_table, migration_check
 
 
 def test_format_table_aligns_text_left_and_numbers_right():
@@ -20,10 +23,69 @@ def test_format_table_with_no_rows_prints_the_header():
     assert format_table(["kind", "calls"], []).splitlines() == ["kind  calls", "----  -----"]
 
 
-def test_a_check_can_give_its_session_more_work_mem(legacy_db, monkeypatch):
-    """A check is one statement and cannot SET LOCAL: its work_mem goes with the connection."""
+@pytest.fixture
+def db_conn(legacy_db, monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_VOICE_AGENT_DB", airflow_connection(legacy_db.uri))
+    return legacy_db
+
+
+def test_a_check_can_give_its_session_more_work_mem(db_conn):
+    """A check is one statement and cannot SET LOCAL: its work_mem goes with the connection."""
     roomy = migration_check("check/check_content_matches_legacy.sql", work_mem="256MB", conn_id=CONN_ID)
     plain = migration_check("check/check_conservation.sql", conn_id=CONN_ID)
     assert roomy.get_db_hook().get_first("SHOW work_mem") == ("256MB",)
     assert plain.get_db_hook().get_first("SHOW work_mem") != ("256MB",)
+    # And the check's own query runs in that session.
+    sql = "SELECT current_setting('work_mem') = '256MB', 'work_mem ' || current_setting('work_mem')"
+    MigrationCheckOperator(task_id="check_work_mem", conn_id=CONN_ID, sql=sql, work_mem="256MB").execute({})
+
+
+def check(sql: str) -> MigrationCheckOperator:
+    return MigrationCheckOperator(task_id="check_x", conn_id=CONN_ID, sql=sql)
+
+
+def logged(capfd) -> str:
+    out = capfd.readouterr()
+    return out.out + out.err
+
+
+def test_a_passing_check_logs_its_finding_and_not_its_query(db_conn, capfd):
+    capfd.readouterr()
+    check("SELECT true, '6 legacy tables balance' -- the query's text").execute({})
+    log = logged(capfd)
+    assert "check_x passed: 6 legacy tables balance" in log
+    assert "the query's text" not in log  # neither the operator nor the hook logs the SQL at INFO
+
+
+def test_a_failed_check_raises_its_finding_and_is_final(db_conn, capfd):
+    capfd.readouterr()
+    with pytest.raises(CheckFailed) as failed:
+        check("SELECT false, 'leads: 1 rows without a valid tenant e.g. 7d0c' -- the query's text").execute({})
+    assert isinstance(failed.value, AirflowFailException)  # never retried
+    assert failed.value.finding == str(failed.value) == "leads: 1 rows without a valid tenant e.g. 7d0c"
+    log = logged(capfd)
+    assert "check_x FAILED: leads: 1 rows without a valid tenant e.g. 7d0c" in log
+    assert "the query's text" not in log
+
+
+@pytest.mark.parametrize(
+    ("sql", "finding"),
+    [
+        ("SELECT true, 'x' WHERE false", "the check returned no row"),
+        ("SELECT NULL::boolean, 'voices: digest NULL'", "the check's verdict is NULL: voices: digest NULL"),
+        ("SELECT false, NULL::text", "(no detail)"),
+        ("SELECT true", "the check returned 1 columns instead of (passed, detail)"),
+    ],
+)
+def test_a_check_without_a_clear_verdict_fails(db_conn, capfd, sql, finding):
+    capfd.readouterr()
+    with pytest.raises(CheckFailed) as failed:
+        check(sql).execute({})
+    assert failed.value.finding == finding
+    assert f"check_x FAILED: {finding}" in logged(capfd)
+
+
+def test_a_check_writes_nothing(db_conn):
+    db_conn.execute("CREATE TABLE public.scratch (id int)")
+    check("WITH w AS (INSERT INTO public.scratch VALUES (1) RETURNING id) SELECT true, 'x' FROM w").execute({})
+    assert db_conn.value("SELECT count(*) FROM public.scratch") == 0
