@@ -6,11 +6,16 @@ retried runs `on_retry_callback` instead), and never for tasks that end `upstrea
 sends one alert, not one per task below it.
 
 Where alerts go is configuration, not code: the Airflow connection `apprise_default` (conn type
-`apprise`), extra `{"config": {"path": "<apprise url>", "tag": "alerts"}}` or a list of such dicts, so
-one setting reaches Slack, Teams, email, PagerDuty or a webhook. Alerts are sent to the services tagged
-`alerts`; services with other tags (a summary channel, say) do not get them.
+`apprise`), extra `{"config": {"path": "<apprise url>", "tag": "..."}}` or a list of such dicts, so
+one setting reaches Slack, Teams, email, PagerDuty or a webhook. Failure alerts go to every destination
+except those tagged only `summary`; a clean run's account goes only to destinations tagged `summary`.
 
 Choices:
+- The destinations are chosen here, not by an Apprise tag filter: a tagged notification reaches only
+  destinations carrying the tag (one untagged URL would get nothing), and a filter cannot say "all but
+  those tagged only `summary`" (no negation; an untagged destination matches only the tag `all`, which
+  matches every destination). Apprise builds the destinations from the connection the provider's way
+  (their URLs and tags read as Apprise reads them); the rule keeps some; the notifier sends to those.
 - The callback builds a new `AppriseNotifier` per call. A notifier renders its fields in place, so an
   instance shared by many tasks keeps the first task's text.
 - The text is built here in plain Python and sent with `notifier.notify(context)`, not `notifier(context)`:
@@ -20,17 +25,15 @@ Choices:
   and a few ids). The alert shows that finding, one item per line, never the check's query.
 - Any other error shows its type and first lines: enough to triage, short enough for a chat message.
 - The callback never raises: an alert that cannot be sent is logged, and the task's own failure stands.
-  Without the connection (or with no destination tagged `alerts`, which Apprise would silently skip)
-  it logs one line saying alerts are not configured, and the run goes on as before.
+  Without the connection (or when none of its destinations gets failure alerts) it logs one line
+  saying alerts are not configured, and the run goes on as before.
 - Apprise and the provider are imported when an alert is sent, not when the DAG file is parsed.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 from urllib.parse import quote
 
@@ -39,7 +42,6 @@ from voice_agent_migration.operators import CheckFailed
 log = logging.getLogger(__name__)
 
 ALERT_CONN_ID = "apprise_default"
-ALERT_TAG = "alerts"
 SUMMARY_TAG = "summary"
 
 MAX_ERROR_LINES = 6
@@ -141,18 +143,51 @@ def failure_message(context: Mapping[str, Any]) -> tuple[str, str]:
     return title, body
 
 
-def destinations_tagged(config: Any, tag: str = ALERT_TAG) -> int:
-    """How many destinations of an `apprise_default` config (a dict, a list of dicts, or either as JSON
-    text) carry `tag`. Apprise silently sends nothing when no destination matches the tag."""
-    if isinstance(config, str):
-        config = json.loads(config)
-    entries = config if isinstance(config, list) else [config]
-    count = 0
-    for entry in entries:
-        tags = entry.get("tag") if isinstance(entry, Mapping) else None
-        names = re.split(r"[\s,]+", tags) if isinstance(tags, str) else list(tags or [])
-        count += tag in names
-    return count
+def gets_failure_alerts(tags: Collection[str]) -> bool:
+    """Failure alerts go to every destination except those tagged only `summary`."""
+    return set(tags) != {SUMMARY_TAG}
+
+
+def gets_summary(tags: Collection[str]) -> bool:
+    """A clean run's account goes only to destinations tagged `summary`."""
+    return SUMMARY_TAG in tags
+
+
+def destinations(conn: Any) -> list[Any]:
+    """The destinations of the `apprise_default` connection `conn` as Apprise services, built the
+    provider's way (`AppriseHook.set_config_from_conn`): the URLs and tags a notification would use.
+    A URL Apprise cannot use is left out (Apprise logs why)."""
+    import apprise
+    from airflow.providers.apprise.hooks.apprise import AppriseHook
+
+    if not conn.extra_dejson.get("config"):
+        return []
+    services = apprise.Apprise()
+    AppriseHook(apprise_conn_id=conn.conn_id).set_config_from_conn(conn=conn, apprise_obj=services)
+    return list(services.find())  # every service: the filter `all`
+
+
+def tag_names(service: Any) -> set[str]:
+    """A service's tags by name (Apprise keeps them lower-cased, a `2:oncall` priority aside)."""
+    return {str(tag) for tag in service.tags}
+
+
+def _notify(context: Mapping[str, Any], services: list[Any], *, title: str, body: str, notify_type: Any) -> None:
+    """Send through the provider's notifier to exactly `services`. Its `config` goes to `Apprise.add`,
+    which takes services too; given one, the hook does not load the connection again, and the filter
+    `all` reaches each of them."""
+    from airflow.providers.apprise.notifications.apprise import AppriseNotifier
+    from apprise.common import MATCH_ALL_TAG
+
+    notifier = AppriseNotifier(
+        title=title,
+        body=body,
+        notify_type=notify_type,
+        config=services,
+        tag=MATCH_ALL_TAG,
+        apprise_conn_id=ALERT_CONN_ID,
+    )
+    notifier.notify(context)  # not notifier(context): see the module docstring
 
 
 def _alerts_connection() -> Any:
@@ -184,42 +219,40 @@ def alert_on_failure(context: Mapping[str, Any]) -> None:
                 ALERT_CONN_ID,
             )
             return
-        if not destinations_tagged(conn.extra_dejson.get("config")):
+        recipients = [service for service in destinations(conn) if gets_failure_alerts(tag_names(service))]
+        if not recipients:
             logger.warning(
-                "alerts not configured: no destination in connection %r is tagged %r, so Apprise sends nothing",
+                "alerts not configured: connection %r has no destination for failure alerts (each one is"
+                " tagged only %r, or is not a URL Apprise can use), so this failure is not sent anywhere",
                 ALERT_CONN_ID,
-                ALERT_TAG,
+                SUMMARY_TAG,
             )
             return
-        from airflow.providers.apprise.notifications.apprise import AppriseNotifier
         from apprise import NotifyType
 
         title, body = failure_message(context)
-        notifier = AppriseNotifier(
-            title=title, body=body, notify_type=NotifyType.FAILURE, tag=ALERT_TAG, apprise_conn_id=ALERT_CONN_ID
-        )
-        notifier.notify(context)  # not notifier(context): see the module docstring
+        _notify(context, recipients, title=title, body=body, notify_type=NotifyType.FAILURE)
         # The hook does not return Apprise's result: a delivery failure shows as Apprise's own warning.
-        logger.info("failure alert handed to Apprise via %r (tag %r): %s", ALERT_CONN_ID, ALERT_TAG, title)
+        logger.info(
+            "failure alert handed to Apprise via %r for %d destination(s): %s", ALERT_CONN_ID, len(recipients), title
+        )
     except Exception:
         logger.exception("could not send the failure alert through %r; the task's own failure stands", ALERT_CONN_ID)
 
 
 def send_summary(context: Mapping[str, Any], title: str, body: str) -> None:
-    """Send a clean run's summary to the destinations tagged `summary` (never to `alerts`), if any.
+    """Send a clean run's summary to the destinations tagged `summary`, if any.
     Optional: without such a destination it only logs that it sent nothing. Never raises."""
     logger = _task_log(context)
     try:
         conn = _alerts_connection()
-        if conn is None or not destinations_tagged(conn.extra_dejson.get("config"), SUMMARY_TAG):
+        recipients = [] if conn is None else [s for s in destinations(conn) if gets_summary(tag_names(s))]
+        if not recipients:
             logger.info("no Apprise destination tagged %r: the run summary is only in this log", SUMMARY_TAG)
             return
-        from airflow.providers.apprise.notifications.apprise import AppriseNotifier
         from apprise import NotifyType
 
-        AppriseNotifier(
-            title=title, body=body, notify_type=NotifyType.SUCCESS, tag=SUMMARY_TAG, apprise_conn_id=ALERT_CONN_ID
-        ).notify(context)
-        logger.info("run summary handed to Apprise via %r (tag %r)", ALERT_CONN_ID, SUMMARY_TAG)
+        _notify(context, recipients, title=title, body=body, notify_type=NotifyType.SUCCESS)
+        logger.info("run summary handed to Apprise via %r for %d destination(s)", ALERT_CONN_ID, len(recipients))
     except Exception:
         logger.exception("could not send the run summary through %r", ALERT_CONN_ID)

@@ -42,15 +42,19 @@ class Receiver:
         return [body for path, body in self.received if path == "/alerts"]
 
 
+def use_destinations(monkeypatch, config) -> None:
+    """Make `config` (one destination or a list) the `apprise_default` connection's."""
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_APPRISE_DEFAULT", json.dumps({"conn_type": "apprise", "extra": {"config": config}})
+    )
+
+
 @pytest.fixture
 def receiver(monkeypatch):
     """The receiver, wired in as the `apprise_default` connection; the log links use BASE_URL."""
     receiver = Receiver()
     receiver.thread.start()
-    config = {"path": f"json://127.0.0.1:{receiver.port}/alerts", "tag": "alerts"}
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_APPRISE_DEFAULT", json.dumps({"conn_type": "apprise", "extra": {"config": config}})
-    )
+    use_destinations(monkeypatch, {"path": f"json://127.0.0.1:{receiver.port}/alerts", "tag": "alerts"})
     monkeypatch.setenv("AIRFLOW__API__BASE_URL", BASE_URL)
     yield receiver
     receiver.server.shutdown()
@@ -131,12 +135,12 @@ def test_a_clean_run_sends_no_alert(demo_db, receiver):
 
 
 def test_a_clean_run_sends_its_account_to_the_summary_destination_only(demo_db, receiver, monkeypatch):
-    config = [
-        {"path": f"json://127.0.0.1:{receiver.port}/alerts", "tag": "alerts"},
-        {"path": f"json://127.0.0.1:{receiver.port}/summary", "tag": "summary"},
-    ]
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_APPRISE_DEFAULT", json.dumps({"conn_type": "apprise", "extra": {"config": config}})
+    use_destinations(
+        monkeypatch,
+        [
+            {"path": f"json://127.0.0.1:{receiver.port}/alerts", "tag": "alerts"},
+            {"path": f"json://127.0.0.1:{receiver.port}/summary", "tag": "summary"},
+        ],
     )
     states = run_dag(demo_db)
     assert failed(states) == {}
@@ -145,6 +149,35 @@ def test_a_clean_run_sends_its_account_to_the_summary_destination_only(demo_db, 
     assert path == "/summary" and summary["type"] == "success"
     assert summary["title"] == f"[{DAG_ID}] run {states.run_id} succeeded"
     assert "call_logs_voiceagent" in summary["message"] and "in_scope" in summary["message"]
+
+
+def test_a_single_untagged_destination_gets_the_failure_alert(demo_db, receiver, monkeypatch):
+    use_destinations(monkeypatch, {"path": f"json://127.0.0.1:{receiver.port}/alerts"})  # one URL, no tag
+    demo_db.execute("ALTER TABLE voice_agent.call_logs_voiceagent DROP COLUMN cost_breakdown")
+
+    states = run_dag(demo_db)
+
+    assert states["check_legacy_schema"] == ("failed", 1)
+    (alert,) = receiver.alerts()
+    assert alert["type"] == "failure" and alert["title"] == f"[{DAG_ID}] task check_legacy_schema failed"
+
+
+def test_summary_only_gets_no_failure_alert_and_a_destination_tagged_both_gets_both(demo_db, receiver, monkeypatch):
+    use_destinations(
+        monkeypatch,
+        [
+            {"path": f"json://127.0.0.1:{receiver.port}/summary", "tag": "summary"},
+            {"path": f"json://127.0.0.1:{receiver.port}/both", "tag": "alerts, summary"},
+        ],
+    )
+    assert failed(run_dag(demo_db)) == {}
+    demo_db.execute("ALTER TABLE voice_agent.call_logs_voiceagent DROP COLUMN cost_breakdown")
+
+    states = run_dag(demo_db)
+
+    assert states["check_legacy_schema"] == ("failed", 1)
+    received = sorted((path, body["type"]) for path, body in receiver.received)
+    assert received == [("/both", "failure"), ("/both", "success"), ("/summary", "success")]
 
 
 def test_without_the_connection_the_run_is_unchanged_and_the_log_says_so(demo_db, capfd, monkeypatch):

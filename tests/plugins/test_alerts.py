@@ -8,16 +8,21 @@ from types import SimpleNamespace
 
 import pytest
 from airflow.providers.common.sql.operators.sql import SQLExecuteQueryOperator
+from airflow.sdk import Connection
 from airflow.sdk.exceptions import AirflowFailException
 
 from devtools.postgres import airflow_connection
 from tests.dags.test_alerts import Receiver
 from voice_agent_migration.alerts import (
     alert_on_failure,
-    destinations_tagged,
+    destinations,
     error_excerpt,
     failure_message,
+    gets_failure_alerts,
+    gets_summary,
     log_link,
+    send_summary,
+    tag_names,
 )
 from voice_agent_migration.operators import CheckFailed, MigrationCheckOperator
 
@@ -146,18 +151,47 @@ def test_the_callback_sends_the_text_as_is_never_as_a_template(monkeypatch):
     assert 'ValueError: bad row {"id": 1} {{ params.x }} {# not a comment #}' in alert["message"]
 
 
+def routed(config) -> tuple[list[str], list[str]]:
+    """(the destinations that get failure alerts, those that get the summary), by URL path."""
+    conn = Connection(conn_id="apprise_default", conn_type="apprise", extra=json.dumps({"config": config}))
+    services = destinations(conn)
+
+    def path(service) -> str:
+        return service.url(privacy=True).split("?")[0].removeprefix("json://h/")
+
+    return (
+        [path(s) for s in services if gets_failure_alerts(tag_names(s))],
+        [path(s) for s in services if gets_summary(tag_names(s))],
+    )
+
+
 @pytest.mark.parametrize(
-    ("config", "tagged"),
+    ("config", "failures", "summary"),
     [
-        ({"path": "json://h/a", "tag": "alerts"}, 1),
-        ([{"path": "slack://a", "tag": "alerts, summary"}, {"path": "mailto://b", "tag": ["alerts"]}], 2),
-        ('[{"path": "slack://a", "tag": "alerts"}, {"path": "json://h/s", "tag": "summary"}]', 1),
-        ({"path": "slack://a"}, 0),  # untagged: Apprise would skip it for tag "alerts"
-        (None, 0),
+        ({"path": "json://h/untagged"}, ["untagged"], []),  # one URL, no tag: every failure alert
+        ({"path": "json://h/a", "tag": "alerts"}, ["a"], []),
+        ({"path": "json://h/s", "tag": "summary"}, [], ["s"]),
+        ({"path": "json://h/both", "tag": "alerts, summary"}, ["both"], ["both"]),
+        ({"path": "json://h/both", "tag": ["Summary", "alerts"]}, ["both"], ["both"]),  # tags as Apprise reads them
+        ({"path": "json://h/oncall", "tag": "2:oncall"}, ["oncall"], []),  # any tag but summary alone
+        ({"path": "json://h/s", "tag": "summary, summary"}, [], ["s"]),
+        (  # a list, here as JSON text
+            json.dumps(
+                [
+                    {"path": "json://h/u"},
+                    {"path": "json://h/a", "tag": "alerts"},
+                    {"path": "json://h/s", "tag": "summary"},
+                ]
+            ),
+            ["u", "a"],
+            ["s"],
+        ),
+        ({"path": "json://h/a json://h/b"}, ["a", "b"], []),  # a path may hold several URLs
+        (None, [], []),
     ],
 )
-def test_destinations_tagged(config, tagged):
-    assert destinations_tagged(config) == tagged
+def test_who_gets_failure_alerts_and_who_the_summary(config, failures, summary):
+    assert routed(config) == (failures, summary)
 
 
 def test_the_callback_never_raises(monkeypatch, caplog):
@@ -168,9 +202,11 @@ def test_the_callback_never_raises(monkeypatch, caplog):
     alert_on_failure(context)
     assert "alerts not configured: no Airflow connection 'apprise_default'" in caplog.text
 
-    monkeypatch.setenv("AIRFLOW_CONN_APPRISE_DEFAULT", apprise_connection({"path": "json://127.0.0.1:9/alerts"}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_APPRISE_DEFAULT", apprise_connection({"path": "json://127.0.0.1:9/summary", "tag": "summary"})
+    )
     alert_on_failure(context)
-    assert "alerts not configured: no destination in connection 'apprise_default' is tagged 'alerts'" in caplog.text
+    assert "alerts not configured: connection 'apprise_default' has no destination for failure alerts" in caplog.text
 
     # Nothing listens on port 9 (discard) of loopback: Apprise fails to deliver, the task goes on.
     monkeypatch.setenv(
@@ -183,3 +219,43 @@ def test_the_callback_never_raises(monkeypatch, caplog):
     alert_on_failure(context)
     alert_on_failure({})  # no task instance at all
     assert caplog.text.count("could not send the failure alert through 'apprise_default'") == 2
+
+
+def test_failure_alerts_and_the_summary_reach_the_destinations_the_rule_names(monkeypatch):
+    """Real deliveries: untagged and `alerts` get failures, `summary` alone gets only the summary, both get both."""
+    receiver = Receiver()
+    receiver.thread.start()
+    try:
+        url = f"json://127.0.0.1:{receiver.port}"
+        config = [
+            {"path": f"{url}/untagged"},
+            {"path": f"{url}/alerts", "tag": "alerts"},
+            {"path": f"{url}/summary", "tag": "summary"},
+            {"path": f"{url}/both", "tag": "alerts, summary"},
+        ]
+        monkeypatch.setenv("AIRFLOW_CONN_APPRISE_DEFAULT", apprise_connection(config))
+        alert_on_failure({"ti": task_instance("migrate_leads"), "exception": RuntimeError("boom")})
+        failures = sorted(path for path, body in receiver.received if body["type"] == "failure")
+        send_summary({}, "run succeeded", "all balanced")
+        summaries = sorted(path for path, body in receiver.received if body["type"] == "success")
+    finally:
+        receiver.server.shutdown()
+        receiver.server.server_close()
+    assert failures == ["/alerts", "/both", "/untagged"]
+    assert summaries == ["/both", "/summary"]
+
+
+def test_a_single_untagged_destination_gets_the_failure_alert(monkeypatch):
+    receiver = Receiver()
+    receiver.thread.start()
+    try:
+        config = {"path": f"json://127.0.0.1:{receiver.port}/alerts"}  # one URL, no tag
+        monkeypatch.setenv("AIRFLOW_CONN_APPRISE_DEFAULT", apprise_connection(config))
+        alert_on_failure({"ti": task_instance("migrate_leads"), "exception": RuntimeError("boom")})
+        send_summary({}, "run succeeded", "all balanced")  # not tagged summary: no summary
+    finally:
+        receiver.server.shutdown()
+        receiver.server.server_close()
+    (alert,) = receiver.alerts()
+    assert alert["type"] == "failure" and alert["title"] == f"[{DAG_ID}] task migrate_leads failed"
+    assert len(receiver.received) == 1
