@@ -1,32 +1,10 @@
--- Every legacy voice becomes a shared voice of the system tenant, or is quarantined with a reason.
+-- Migrates voices_voiceagent into voices: stages its mapping (sql/mapping/voices.sql), upserts the rows
+-- that land (counting the writes), and records lineage and quarantine.
 {% import "_common.sql" as c with context %}
 {{ c.serialize_step() }}
 
 CREATE TEMP TABLE staged ON COMMIT DROP AS
-SELECT
-    mapped.*,
-    CASE
-        {{ c.too_long("mapped.voice_name", 255, "voice_name") }}
-        {{ c.too_long("mapped.provider", 50, "provider") }}
-        {{ c.too_long("mapped.gender", 20, "gender") }}
-    END AS reason
-FROM (
-    SELECT
-        v.id::text AS source_id,
-        v.id::text AS target_id,
-        to_jsonb(v) AS source_row,
-        coalesce(v.provider_voice_id, v.description, 'Voice ' || v.id::text) AS voice_name,
-        v.description,
-        v.voice_sample_url,
-        coalesce(v.provider, 'custom') AS provider,
-        coalesce(v.gender, 'neutral') AS gender,
-        jsonb_build_object(
-            'accent', v.accent,
-            'provider_config', v.provider_config,
-            'provider_voice_id', v.provider_voice_id
-        ) AS metadata
-    FROM {{ c.src }}.voices_voiceagent AS v
-) AS mapped;
+{% include "mapping/voices.sql" %};  -- noqa: CV06
 
 {% call c.counted_upsert("voices_voiceagent", staged="staged") %}
     INSERT INTO {{ c.tgt }}.voices AS t (
