@@ -1,56 +1,30 @@
 """
 ### voice_agent → multi-tenant migration
 
-Moves the legacy `voice_agent` schema (`*_voiceagent` tables, organizations known only through users)
-into the multi-tenant schema (`tenants`, `voices`, `phone_numbers`, `voice_agents`, `leads`,
-`voice_calls`, `resource_permissions`) of the mapping guide, then proves nothing was lost.
+Moves the legacy `voice_agent` schema (`*_voiceagent` tables) into the multi-tenant schema (`tenants`,
+`voices`, `phone_numbers`, `voice_agents`, `leads`, `voice_calls`, `resource_permissions`) and proves
+nothing was lost. A run checks the legacy schema, creates what is missing in the target, migrates each
+table in the guide's order (the small tables whole; the calls of the run's window: its `window_start` /
+`window_end`, a scheduled or backfill run's data interval, or every call for a manual run without a
+window), then records and checks the result. Every step is one idempotent transaction; every legacy row
+lands (`migration_id_map`) or is quarantined in `migration_rejects` with a reason; `report_run` records
+the run in `migration_runs` and prints its account per table and tenant.
 
-**A run** checks the legacy schema, creates what is missing in the target schema and migrates each
-table in the guide's order. Every step is one transaction and idempotent: running it again (a retry,
-a second trigger) writes nothing unless a legacy row changed, and then updates that row.
-Every legacy row either lands (see `migration_id_map`) or is quarantined in `migration_rejects`
-with the whole row and a machine-readable reason. Timestamps are stored in UTC.
+**Modes** (params):
+- *migrate* (default): the steps, the checks, the reports.
+- *dry run* (`dry_run`): the steps in one transaction, a report of what they would write, then a rollback.
+- *rollback* (`rollback`): removes what the migration created, through its lineage; refused while a
+  migration run is under way.
 
-**Which calls.** The small tables (tenants, voices, numbers, agents, leads, permissions) are brought
-up to date by every run. Calls:
-
-- *Window* (`window_start` / `window_end` in the form, ISO-8601 with an offset, both or neither):
-  the calls whose `started_at` lies in `[start, end)`, compared as instants (UTC).
-- *Scheduled or backfill run* (daily, midnight to midnight UTC): the calls of its data interval.
-  `airflow backfill create --dag-id voice_agent_tenant_migration --from-date 2025-01-01 --to-date 2025-01-31`.
-- *Manual run without a window*: every call, those without `started_at` included.
-
-**Dry run** (`dry_run`): runs the data steps in one transaction, logs per legacy table how many rows
-would be inserted, updated, left unchanged and rejected (by reason), and rolls back: nothing is written.
-
-**Rollback** (`rollback`): removes every row the migration created, found through its lineage, and
-its bookkeeping, in one transaction; the application's own rows (its leads, caches, tenants in use)
-stay, as do the target tables and the added columns. A later run migrates everything again.
-
-**Concurrency.** Runs may overlap (a backfill beside a manual run): each step takes an advisory lock,
-so steps of different runs never interleave, and the call step's partitions lock their share of the
-call ids in a fixed order, so concurrent runs neither double a call nor deadlock.
-
-**Checks** (a failure fails the run, is not retried, and its log gives counts and ids):
-
-- `check_conservation`: per legacy table, rows = landed + rejected, each row exactly once (for the
-  calls: those of the run's window).
+**Checks** (a failure fails the run, is not retried, and names counts and ids):
+- `check_conservation`: per legacy table, rows = landed + rejected, each exactly once.
 - `check_no_orphan_tenants`: no migrated row references a NULL or unknown tenant.
 - `check_no_duplicate_natural_keys`: one row per phone number, one lead per tenant and phone.
 - `check_sequences_past_max_id`: every target sequence is past its column's highest id.
-- `check_content_matches_legacy`: voices, numbers, agents and the run's calls hold what the mapping
-  says, recomputed from the legacy rows (a digest per table and tenant; ids where they differ).
-- `check_run_balanced`: the run's account balances per table and tenant (in scope = inserted +
-  updated + unchanged + rejected) and accounts for every write.
+- `check_content_matches_legacy`: voices, numbers, agents and the run's calls hold what the mapping says.
+- `check_run_balanced`: the run's account balances per table and tenant and covers every write.
 
-**The run's record** (`report_run`, last, whatever happened): `migration_runs` (run id, type, window,
-params, start, end, outcome, failed tasks) and `migration_run_tables` (per legacy table and tenant:
-in scope, inserted, updated, unchanged, rejected by reason, cross-tenant findings), printed in its log
-and returned as its XCom.
-
-**Findings** (reported, never failing): calls whose agent or lead belongs to another tenant (marking
-grants in `resource_permissions` that cover them) and calls whose agent, lead or voice was quarantined;
-listed in `migration_findings`.
+Operating it: `docs/operations.md`. How it works, and adding a table or a check: `docs/design.md`.
 """
 
 from __future__ import annotations
@@ -93,6 +67,8 @@ DATA_STEPS = [
 ]
 # The calls step runs as that many concurrent transactions, one per share of the calls.
 PARTITIONS = {"migrate/07_migrate_voice_calls.sql": "{{ params.call_partitions }}"}
+# The run's own records, read by the checks and reports; a dry run records them too, then rolls back.
+RECORD_STEPS = ["record/11_record_findings.sql", "record/12_record_run_account.sql"]
 
 with DAG(
     dag_id="voice_agent_tenant_migration",
@@ -122,15 +98,15 @@ with DAG(
         else migration_step(sql_file)
         for sql_file in DATA_STEPS
     ]
-    # Then maintenance and the run's own records, read by the checks and reports.
+    # Then maintenance (VACUUM cannot run in a transaction) and the run's records.
     bookkeeping = [
         migration_step("record/10_vacuum_voice_calls.sql", autocommit=True),
-        migration_step("record/11_record_findings.sql"),
-        migration_step("record/12_record_reconciliation.sql"),
-        migration_step("record/13_record_run_detail.sql"),
+        *(migration_step(sql_file) for sql_file in RECORD_STEPS),
     ]
-    # A dry run runs the data steps in one transaction, reports what they would do, and rolls back.
-    dry_run = dry_run_of(DATA_STEPS, before_sql="report/dry_run_before.sql", report_sql="report/dry_run.sql")
+    # A dry run runs the same steps in one transaction, reports the run's account, and rolls back.
+    dry_run = dry_run_of(
+        [*DATA_STEPS, *RECORD_STEPS], before_sql="report/dry_run_before.sql", report_sql="report/dry_run.sql"
+    )
     # The way back: removes what the migration created, through its lineage.
     rollback = migration_step("rollback/rollback_migration.sql")
     checks = [

@@ -47,15 +47,11 @@ SELECT
 
 {#-
   The catalog's tables (plugins/voice_agent_migration/catalog.py) as a FROM item
-  `t (position, source_table, target_table)`, in the guide's order; `with_tenants` adds the tenants,
-  derived from the users' organizations, first.
+  `t (position, source_table, target_table)`, in the guide's order.
 -#}
-{%- macro migrated_tables(with_tenants=False) -%}
+{%- macro migrated_tables() -%}
 (
     VALUES
-    {%- if with_tenants %}
-    (0, 'users_voiceagent.organization_id', 'tenants'),
-    {%- endif %}
     {%- for table in catalog %}
     ({{ loop.index }}, '{{ table.source_table }}', '{{ table.target_table }}'){{ "," if not loop.last }}
     {%- endfor %}

@@ -112,10 +112,8 @@ class LegacyDatabase:
 
     def check(self, name: str, **params: str) -> tuple[bool, str]:
         """Run a check as the DAG does; conservation and balance read the run's records: record them first."""
-        if name == "check_conservation":
-            self.run_sql_file("record/12_record_reconciliation.sql", **params)
-        if name == "check_run_balanced":
-            self.run_sql_file("record/13_record_run_detail.sql", **params)
+        if name in ("check_conservation", "check_run_balanced"):
+            self.run_sql_file("record/12_record_run_account.sql", **params)
         (row,) = self.run_sql_file(f"check/{name}.sql", **params)
         return row
 

@@ -1,27 +1,12 @@
--- First statement of a dry run: the ids each target table holds before the steps run, so that the
--- report can tell a row the steps inserted from one they updated (both carry the transaction's
--- xmin). Tables that do not exist yet hold nothing.
-{% import "_common.sql" as c with context %}
-CREATE TEMP TABLE dry_run_existing (
-    target_table text NOT NULL,
-    id text NOT NULL
-) ON COMMIT DROP;
+-- First statement of a dry run: the tenants that exist before the steps run, so that the report can
+-- tell a tenant the steps inserted from one they updated (both carry the transaction's xmin). The
+-- legacy tables' account needs no such copy: the run's upserts count their own writes.
+CREATE TEMP TABLE dry_run_tenants_before (id uuid PRIMARY KEY) ON COMMIT DROP;
 
 DO $$
-DECLARE
-    target text;
 BEGIN
-    FOREACH target IN ARRAY ARRAY[
-        'tenants'{% for table in catalog %}, '{{ table.target_table }}'{% endfor %}
-    ] LOOP
-        IF to_regclass(format('%I.%I', {{ params.target_schema | sql_literal }}, target)) IS NOT NULL THEN
-            EXECUTE format(
-                'INSERT INTO dry_run_existing (target_table, id) SELECT %L, id::text FROM %I.%I',
-                target, {{ params.target_schema | sql_literal }}, target
-            );
-        END IF;
-    END LOOP;
+    IF to_regclass(format('%I.tenants', {{ params.target_schema | sql_literal }})) IS NOT NULL THEN
+        EXECUTE format('INSERT INTO dry_run_tenants_before SELECT id FROM %I.tenants', {{ params.target_schema | sql_literal }});
+    END IF;
 END
 $$;
-
-ANALYZE dry_run_existing;

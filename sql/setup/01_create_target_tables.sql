@@ -184,7 +184,7 @@ BEGIN
 END
 $$;
 
--- The reconciliation of each run, one row per legacy table (see record_reconciliation); keyed by
+-- The reconciliation of each run, one row per legacy table (see record_run_account); keyed by
 -- run so that concurrent runs (a backfill beside a manual run) each check their own numbers.
 CREATE TABLE IF NOT EXISTS {{ c.tgt }}.migration_reconciliation (
     run_id text NOT NULL,
@@ -229,8 +229,10 @@ CREATE TABLE IF NOT EXISTS {{ c.tgt }}.migration_run_writes (
     PRIMARY KEY (run_id, source_table, tenant_id, part)
 );
 
--- ... and its account per legacy table and tenant: in scope = inserted + updated + unchanged + rejected.
--- tenant_id is NULL for rows whose tenant cannot be known (their owner has no organization).
+-- ... and its account per legacy table and tenant (record_run_account): in scope = inserted + updated +
+-- unchanged + rejected, and = landed + rejected - doubled + missing; its sum per table is the
+-- run's reconciliation. tenant_id is NULL for rows whose tenant cannot be known (their owner has no
+-- organization).
 CREATE TABLE IF NOT EXISTS {{ c.tgt }}.migration_run_tables (
     run_id text NOT NULL,
     source_table text NOT NULL,
@@ -244,6 +246,13 @@ CREATE TABLE IF NOT EXISTS {{ c.tgt }}.migration_run_tables (
     rejected_by_reason jsonb NOT NULL,
     cross_tenant_findings bigint NOT NULL
 );
+
+-- Added when the reconciliation became the sum of this account (a target created before keeps its rows).
+ALTER TABLE {{ c.tgt }}.migration_run_tables
+ADD COLUMN IF NOT EXISTS landed bigint NOT NULL DEFAULT 0,
+ADD COLUMN IF NOT EXISTS missing bigint NOT NULL DEFAULT 0,
+ADD COLUMN IF NOT EXISTS doubled bigint NOT NULL DEFAULT 0,
+ADD COLUMN IF NOT EXISTS unbalanced_ids text NOT NULL DEFAULT '';
 
 CREATE INDEX IF NOT EXISTS migration_run_tables_run_id ON {{ c.tgt }}.migration_run_tables (run_id);
 

@@ -48,8 +48,7 @@ def test_steps_follow_the_guide_order(dag):
         "add_tenant_id_to_caches",
         "vacuum_voice_calls",
         "record_findings",
-        "record_reconciliation",
-        "record_run_detail",
+        "record_run_account",
     ]
     for upstream, downstream in itertools.pairwise(steps):
         assert downstream.task_id in upstream.downstream_task_ids

@@ -534,7 +534,7 @@ ORG_A = str(ORGS[0])
 
 @pytest.mark.parametrize("voices", [0, 1], ids=["every_table_empty", "one_voice_only"])
 def test_regression_a_run_with_an_empty_legacy_table_balances(legacy_db, voices):
-    # Hypothesis: any empty legacy table fails check_run_balanced. 13_record_run_detail records only
+    # Hypothesis: any empty legacy table fails check_run_balanced. The run account records only
     # the tables that have rows, and the check wants all 6 in migration_run_tables ("5 legacy tables
     # balance per tenant" with one empty table); with every table empty, coalesce(bool_and(...), FALSE)
     # over no rows fails it as well ("0 legacy tables balance per tenant").

@@ -98,7 +98,7 @@ def test_adjacent_windows_cover_the_range_once_and_a_full_run_adds_only_the_rest
 def test_the_reconciliation_of_a_windowed_run_counts_the_calls_of_its_window(kathmandu_demo):
     db = kathmandu_demo
     db.migrate(**DAY_1)
-    db.run_sql_file("record/12_record_reconciliation.sql", **DAY_1)
+    db.run_sql_file("record/12_record_run_account.sql", **DAY_1)
     in_window = legacy_calls(db, "started_at >= '2025-01-02 00:00:00+00' AND started_at < '2025-01-03 00:00:00+00'")
     legacy, landed, rejected, missing, doubled = recorded_calls(db, "manual__outside_airflow")
     assert (legacy, landed + rejected, missing, doubled) == (len(in_window), len(in_window), 0, 0)
@@ -129,7 +129,7 @@ def test_runs_keep_their_own_reconciliation(kathmandu_demo):
     db.migrate(**DAY_1)
     for run_id, params in (("backfill__day1", DAY_1), ("manual__full", {})):
         with psycopg.connect(db.uri) as conn:
-            conn.execute(render_sql("record/12_record_reconciliation.sql", params, run_id=run_id))
+            conn.execute(render_sql("record/12_record_run_account.sql", params, run_id=run_id))
     day_1 = recorded_calls(db, "backfill__day1")
     full = recorded_calls(db, "manual__full")
     assert day_1[0] < full[0]

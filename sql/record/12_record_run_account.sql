@@ -1,0 +1,208 @@
+-- The run's account, computed once: per legacy table (of the catalog) and tenant, the rows in scope,
+-- how many landed (in the lineage, or in the target under their own id) and were rejected (in the
+-- quarantine, by reason), those that break conservation (in neither, or in both), what the run's
+-- upserts inserted and updated (migration_run_writes), what they left unchanged, and the
+-- cross-tenant findings among its calls. Scope: every row of the small tables (every run brings
+-- them up to date), the calls of the run's window (all of them when it has none).
+-- Recorded per tenant in migration_run_tables (read by check_run_balanced and report_run) and summed
+-- per table in migration_reconciliation (read by check_conservation and report_reconciliation).
+{% import "_common.sql" as c with context %}
+{%- set window = migration_window() -%}
+{#- The first five of the space-separated ids that `ids` aggregates, in order ('' for none). -#}
+{%- macro first_ids(ids) -%}
+coalesce((
+    SELECT string_agg(first.id, ' ' ORDER BY first.id)
+    FROM (
+        SELECT unbalanced.id
+        FROM unnest(string_to_array(nullif({{ ids }}, ''), ' ')) AS unbalanced (id)
+        WHERE unbalanced.id <> ''
+        ORDER BY unbalanced.id
+        LIMIT 5
+    ) AS first
+), '')
+{%- endmacro -%}
+-- Jinja loops over the catalog generate the per-table blocks below: sqlfluff cannot indent them.
+-- noqa: disable=LT02
+
+{{ c.serialize_step() }}
+-- Passes over every legacy row: hash joins only. The quarantine and the findings may have grown by
+-- thousands of rows in this run, unseen by autovacuum yet: analyse them first, or the planner may
+-- pick a nested loop over them against a million calls, which takes minutes.
+SET LOCAL enable_nestloop = off;
+ANALYZE {{ c.tgt }}.migration_rejects, {{ c.tgt }}.migration_findings, {{ c.tgt }}.migration_lineage;
+
+-- Every legacy row in scope, grouped by table, tenant and (for a quarantined row) reason.
+CREATE TEMP TABLE run_scope (
+    source_table text NOT NULL,
+    tenant_id uuid,
+    reason text,
+    in_scope bigint NOT NULL,
+    landed bigint NOT NULL,
+    rejected bigint NOT NULL,
+    missing bigint NOT NULL,
+    doubled bigint NOT NULL,
+    unbalanced_ids text  -- up to 5 ids, space-separated
+) ON COMMIT DROP;
+
+-- The tables with stored lineage (small): row by row against the lineage and the quarantine.
+INSERT INTO run_scope
+SELECT
+    lg.source_table,
+    lg.tenant_id,
+    r.reason,
+    count(*),
+    count(m.source_id),
+    count(r.source_id),
+    count(*) FILTER (WHERE m.source_id IS NULL AND r.source_id IS NULL),
+    count(*) FILTER (WHERE m.source_id IS NOT NULL AND r.source_id IS NOT NULL),
+    array_to_string((
+        array_agg(lg.source_id ORDER BY lg.source_id) FILTER (WHERE (m.source_id IS NULL) = (r.source_id IS NULL))
+    )[1:5], ' ')
+FROM (
+    {%- for table in catalog if table.lineage == "stored" %}
+    {{ "UNION ALL" if not loop.first }}
+    {{ c.legacy_rows(table, window) }}
+    {%- endfor %}
+) AS lg
+LEFT JOIN {{ c.tgt }}.migration_lineage AS m
+    ON lg.source_table = m.source_table AND lg.source_id = m.source_id
+LEFT JOIN {{ c.tgt }}.migration_rejects AS r
+    ON lg.source_table = r.source_table AND lg.source_id = r.source_id
+GROUP BY lg.source_table, lg.tenant_id, r.reason;
+
+-- The tables whose rows keep their legacy id (the calls, many): the target table is the id map; one
+-- narrow pass, ids compared as uuids.
+{%- for table in catalog if table.lineage == "same id" %}
+INSERT INTO run_scope
+SELECT
+    '{{ table.source_table }}',
+    {{ c.tenant_of(table) }},
+    r.reason,
+    count(*),
+    count(landed.id),
+    count(r.source_id),
+    count(*) FILTER (WHERE landed.id IS NULL AND r.source_id IS NULL),
+    count(*) FILTER (WHERE landed.id IS NOT NULL AND r.source_id IS NOT NULL),
+    array_to_string((
+        array_agg(lg.{{ table.source_key }}::text ORDER BY lg.{{ table.source_key }})
+        FILTER (WHERE (landed.id IS NULL) = (r.source_id IS NULL))
+    )[1:5], ' ')
+FROM {{ c.src }}.{{ table.source_table }} AS lg
+{{- c.owner_join(table) }}
+LEFT JOIN {{ c.tgt }}.{{ table.target_table }} AS landed ON lg.{{ table.source_key }} = landed.id
+LEFT JOIN {{ c.tgt }}.migration_rejects AS r
+    ON r.source_table = '{{ table.source_table }}' AND lg.{{ table.source_key }}::text = r.source_id
+{%- if table.window_column %}
+WHERE {{ c.in_window("lg." ~ table.window_column, window) }}
+{%- endif %}
+GROUP BY {{ c.tenant_of(table) }}, r.reason;
+{%- endfor %}
+
+ANALYZE run_scope;
+
+DELETE FROM {{ c.tgt }}.migration_run_tables
+WHERE run_id = {{ c.run }};
+
+INSERT INTO {{ c.tgt }}.migration_run_tables (
+    run_id, source_table, target_table, tenant_id, in_scope, landed, inserted, updated, unchanged, rejected,
+    missing, doubled, unbalanced_ids, rejected_by_reason, cross_tenant_findings
+)
+WITH per_tenant AS (
+    SELECT
+        s.source_table,
+        s.tenant_id,
+        sum(s.in_scope) AS in_scope,
+        sum(s.landed) AS landed,
+        sum(s.rejected) AS rejected,
+        sum(s.missing) AS missing,
+        sum(s.doubled) AS doubled,
+        coalesce(
+            jsonb_object_agg(s.reason, s.rejected) FILTER (WHERE s.reason IS NOT NULL), '{}'
+        ) AS rejected_by_reason,
+        {{ first_ids("string_agg(s.unbalanced_ids, ' ')") }}
+        AS unbalanced_ids
+    FROM run_scope AS s
+    GROUP BY s.source_table, s.tenant_id
+),
+
+writes AS (
+    SELECT
+        w.source_table,
+        w.tenant_id,
+        sum(w.inserted) AS inserted,
+        sum(w.updated) AS updated
+    FROM {{ c.tgt }}.migration_run_writes AS w
+    WHERE w.run_id = {{ c.run }}
+    GROUP BY w.source_table, w.tenant_id
+),
+
+findings AS (
+    SELECT
+        f.tenant_id,
+        count(DISTINCT f.source_id) AS cross_tenant_findings
+    FROM {{ c.tgt }}.migration_findings AS f
+    INNER JOIN {{ c.src }}.call_logs_voiceagent AS cl ON f.source_id::uuid = cl.id
+    WHERE
+        f.source_table = 'call_logs_voiceagent'
+        AND f.kind LIKE '%\_in\_other\_tenant'
+        AND {{ c.in_window("cl.started_at", window) }}
+    GROUP BY f.tenant_id
+)
+
+SELECT
+    {{ c.run }},
+    t.source_table,
+    t.target_table,
+    pt.tenant_id,
+    pt.in_scope,
+    pt.landed,
+    coalesce(w.inserted, 0),
+    coalesce(w.updated, 0),
+    pt.in_scope - pt.rejected - coalesce(w.inserted, 0) - coalesce(w.updated, 0),
+    pt.rejected,
+    pt.missing,
+    pt.doubled,
+    pt.unbalanced_ids,
+    pt.rejected_by_reason,
+    CASE WHEN t.source_table = 'call_logs_voiceagent' THEN coalesce(f.cross_tenant_findings, 0) ELSE 0 END
+FROM {{ c.migrated_tables() }}
+INNER JOIN per_tenant AS pt ON t.source_table = pt.source_table
+LEFT JOIN writes AS w ON pt.source_table = w.source_table AND pt.tenant_id IS NOT DISTINCT FROM w.tenant_id
+LEFT JOIN findings AS f ON pt.tenant_id = f.tenant_id;
+
+-- The same account summed per table: the reconciliation (every table of the catalog, an empty one too).
+DELETE FROM {{ c.tgt }}.migration_reconciliation
+WHERE run_id = {{ c.run }};
+
+INSERT INTO {{ c.tgt }}.migration_reconciliation (
+    run_id, window_start, window_end, position, source_table, target_table, legacy_rows, landed, rejected,
+    missing, doubled, unbalanced_ids, rejected_by_reason
+)
+SELECT
+    {{ c.run }},
+    {{ window.start_sql if window else "NULL" }},
+    {{ window.end_sql if window else "NULL" }},
+    t.position,
+    t.source_table,
+    t.target_table,
+    coalesce(sum(a.in_scope), 0),
+    coalesce(sum(a.landed), 0),
+    coalesce(sum(a.rejected), 0),
+    coalesce(sum(a.missing), 0),
+    coalesce(sum(a.doubled), 0),
+    {{ first_ids("string_agg(a.unbalanced_ids, ' ')") }},
+    coalesce((
+        SELECT string_agg(per_reason.reason || '=' || per_reason.n, ', ' ORDER BY per_reason.reason)
+        FROM (
+            SELECT
+                reason.key AS reason,
+                sum(reason.value::bigint) AS n
+            FROM unnest(array_agg(a.rejected_by_reason)) AS account (reasons)
+            CROSS JOIN LATERAL jsonb_each_text(account.reasons) AS reason
+            GROUP BY reason.key
+        ) AS per_reason
+    ), '')
+FROM {{ c.migrated_tables() }}
+LEFT JOIN {{ c.tgt }}.migration_run_tables AS a
+    ON a.run_id = {{ c.run }} AND t.source_table = a.source_table
+GROUP BY t.position, t.source_table, t.target_table;
