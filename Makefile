@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PYTHONPATH := $(CURDIR)/plugins:$(CURDIR)
 
-.PHONY: demo test lint format clean constraints bench
+.PHONY: demo test test-fast lint format clean constraints bench
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ lint: $(BIN)/.installed
 ## test: lint, then the test suite against a real PostgreSQL (embedded unless VOICE_AGENT_PG_URI is set)
 test: lint /usr/bin/chromium
 	$(BIN)/pytest
+
+## test-fast: the SQL and plugin tests except those marked slow (under two minutes on two cores); no lint
+test-fast: $(BIN)/.installed
+	$(BIN)/pytest -m "not slow" tests/sql tests/plugins
 
 # The trigger-form test drives Debian's Chromium with Playwright (`playwright install` downloads a browser
 # and cannot work here): installed with apt when missing, which needs root.
