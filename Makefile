@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PYTHONPATH := $(CURDIR)/plugins:$(CURDIR)
 
-.PHONY: demo test test-fast lint format clean constraints bench
+.PHONY: demo migrate test test-fast lint format clean constraints bench
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -14,6 +14,10 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt constraints.txt
 ## demo: run the whole migration on a throwaway PostgreSQL with the demo legacy database
 demo: $(BIN)/.installed
 	$(BIN)/python -m devtools.demo
+
+## migrate: one run of the DAG against PG_URI=postgresql://user:password@host:5432/db, CONF='{"dry_run": true}' optional
+migrate: $(BIN)/.installed
+	$(BIN)/python -m devtools.migrate
 
 ## bench: full DAG vs. the guide's hand-run SQL on ROWS call logs; appends to docs/benchmarks.md
 ROWS ?= 100000
@@ -51,4 +55,4 @@ constraints:
 	$(VENV)-pin/bin/pip freeze > constraints.txt && rm -rf $(VENV)-pin
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache .airflow
