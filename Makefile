@@ -4,16 +4,20 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PYTHONPATH := $(CURDIR)/plugins:$(CURDIR)
 
-.PHONY: demo migrate test test-fast lint format clean constraints bench
+.PHONY: demo demo-shell migrate test test-fast lint format clean constraints bench
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet -r requirements-dev.txt -c constraints.txt
 	touch $@
 
-## demo: run the whole migration on a throwaway PostgreSQL with the demo legacy database
+## demo: the whole migration on the demo legacy database, rebuilt each time in an embedded PostgreSQL kept in .demo/
 demo: $(BIN)/.installed
 	$(BIN)/python -m devtools.demo
+
+## demo-shell: psql on the demo's database, starting its kept server if needed; SQL="select ..." runs just that
+demo-shell: $(BIN)/.installed
+	@$(BIN)/python -m devtools.demo shell
 
 ## migrate: one run of the DAG against PG_URI=postgresql://user:password@host:5432/db, CONF='{"dry_run": true}' optional
 migrate: $(BIN)/.installed
@@ -55,4 +59,4 @@ constraints:
 	$(VENV)-pin/bin/pip freeze > constraints.txt && rm -rf $(VENV)-pin
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .airflow
+	rm -rf $(VENV) .pytest_cache .ruff_cache .demo .airflow

@@ -1,50 +1,118 @@
-"""`make demo`: a throwaway PostgreSQL, the demo legacy database, one real `airflow dags test`,
-then the reconciliation, the findings and the per-tenant account as the DAG's report tasks show them."""
+"""`make demo`: the whole migration on the demo legacy database, left in place to inspect.
+
+The server is an embedded PostgreSQL (pgserver) whose data directory is kept in `.demo/pgdata`
+(git-ignored), or the one VOICE_AGENT_PG_URI names. Every `make demo` drops the database
+`voice_agent_demo` there and builds it afresh from the demo legacy database, then runs the DAG once
+with a real `airflow dags test` (the same code path as `make migrate`; Airflow's home is
+`.demo/airflow`) and prints the reconciliation, the findings and the per-tenant account. The embedded
+server is stopped when the demo ends; its data stays.
+
+`make demo-shell` (`python -m devtools.demo shell`) starts the kept server again if needed and opens
+psql on `voice_agent_demo`; with SQL='...' it runs that instead, and it reads piped input.
+"""
 
 from __future__ import annotations
 
+import logging
+import os
+import shutil
+import signal
+import subprocess
 import sys
-import tempfile
-import time
+import warnings
+from collections.abc import Generator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
 
-from devtools.airflow_env import DAG_ID, airflow, airflow_env, render_sql
+from devtools.airflow_env import REPO
 from devtools.legacy_db import build_demo_database
-from devtools.postgres import airflow_connection, create_database, server_uri
-from voice_agent_migration.operators import format_table
+from devtools.migrate import run_dag
+from devtools.postgres import ENV_URI, database_uri, drop_database
+
+DEMO_DIR = REPO / ".demo"
+PGDATA = DEMO_DIR / "pgdata"
+DEMO_DB = "voice_agent_demo"
+# pgserver asks platformdirs for a runtime directory, which warns where XDG_RUNTIME_DIR is unset.
+warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
 
 
-def print_report(uri: str, sql_file: str, title: str, run_id: str) -> None:
-    with psycopg.connect(uri) as conn, conn.cursor() as cur:
-        cur.execute(render_sql(sql_file, run_id=run_id))
-        columns = [d.name for d in cur.description]
-        print(f"\n{title}\n{format_table(columns, cur.fetchall())}")
+def say(message: str) -> None:
+    """Progress on stderr, so that `make demo-shell` output piped elsewhere is psql's alone."""
+    print(message, file=sys.stderr, flush=True)
 
 
-def main() -> int:
-    with server_uri() as admin_uri, tempfile.TemporaryDirectory(prefix="airflow-home-") as home:
-        uri = create_database(admin_uri, prefix="voice_agent_demo")
+@contextmanager
+def demo_server() -> Generator[str, None, None]:
+    """An admin URI: the server VOICE_AGENT_PG_URI names, or the embedded one kept in .demo/pgdata,
+    started if needed and stopped on exit unless another process still uses it."""
+    if os.environ.get(ENV_URI):
+        yield os.environ[ENV_URI]
+        return
+    import pgserver
+
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
+    DEMO_DIR.mkdir(exist_ok=True)
+    first = not (PGDATA / "PG_VERSION").exists()
+    first_time = " (first time: initdb)" if first else ""
+    say(f"Starting the embedded PostgreSQL kept in {PGDATA.relative_to(REPO)}{first_time}...")
+    server = pgserver.get_server(PGDATA, cleanup_mode="stop")
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()
+
+
+def psql_command() -> str | None:
+    """pgserver's own psql (the server's version, always installed with it), else one on PATH."""
+    from pgserver._commands import POSTGRES_BIN_PATH
+
+    bundled = Path(POSTGRES_BIN_PATH) / "psql"
+    return str(bundled) if bundled.exists() else shutil.which("psql")
+
+
+def demo() -> int:
+    with demo_server() as admin_uri:
+        uri = database_uri(admin_uri, DEMO_DB)
+        say(f"Building the database {DEMO_DB} afresh from the demo legacy database...")
+        drop_database(admin_uri, uri)
+        with psycopg.connect(admin_uri, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{DEMO_DB}"')
         build_demo_database(uri)
-        print(f"Demo legacy database ready ({uri}).")
-        env = airflow_env(Path(home), airflow_connection(uri))
-        airflow(env, "db", "migrate")
-        started = time.monotonic()
-        run = airflow(env, "dags", "test", DAG_ID, check=False)
-        elapsed = time.monotonic() - started
-        if run.returncode != 0:
-            print(run.stdout[-20000:], run.stderr[-20000:], sep="\n")
-            print(f"airflow dags test {DAG_ID} FAILED (exit {run.returncode})")
-            return run.returncode
-        print(f"airflow dags test {DAG_ID}: success in {elapsed:.1f}s")
-        with psycopg.connect(uri) as conn:  # the run just made (the only one)
-            (run_id,) = conn.execute("SELECT DISTINCT run_id FROM public.migration_reconciliation").fetchone()
-        print_report(uri, "report/reconciliation.sql", f"Reconciliation per legacy table ({run_id})", run_id)
-        print_report(uri, "report/findings.sql", "Findings for the cutover (not failures)", run_id)
-        print_report(uri, "report/run_detail.sql", "Run account per legacy table and tenant (report_run)", run_id)
-    return 0
+        status = run_dag(uri, {}, home=DEMO_DIR / "airflow")
+    if os.environ.get(ENV_URI):
+        where = f" on the server {ENV_URI} names (keep it set for make demo-shell)"
+    else:
+        where = f" (its server's data is kept in {PGDATA.relative_to(REPO)})"
+    print(f"\nThe migrated database {DEMO_DB} stays{where}. Open it with:\n  make demo-shell")
+    print('  make demo-shell SQL="select count(*) from public.voice_calls"')
+    return status
+
+
+def shell() -> int:
+    sql = os.environ.get("SQL")
+    with demo_server() as admin_uri:
+        with psycopg.connect(admin_uri) as conn:
+            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DEMO_DB,)).fetchone()
+        if not exists:
+            say(f"No database {DEMO_DB} yet: run `make demo` first.")
+            return 1
+        psql = psql_command()
+        if psql is None:
+            say("No psql found (pgserver's or on PATH).")
+            return 1
+        uri = database_uri(admin_uri, DEMO_DB)
+        # Ctrl-C belongs to psql (it cancels the query there), not to this process waiting for it.
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            return subprocess.call(
+                [psql, uri, *(["-c", sql] if sql else [])],
+                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+            )
+        finally:
+            signal.signal(signal.SIGINT, previous)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(shell() if sys.argv[1:] == ["shell"] else demo())
