@@ -7,9 +7,11 @@ export PYTHONPATH := $(CURDIR)/plugins:$(CURDIR)
 .PHONY: demo demo-shell migrate test test-fast lint format clean constraints bench
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt constraints.txt
+	@echo "Building the virtualenv $(VENV) from the pinned requirements (first time: about a minute; pip lists each package)..."
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet -r requirements-dev.txt -c constraints.txt
+	$(BIN)/pip install -r requirements-dev.txt -c constraints.txt
 	touch $@
+	@echo "Virtualenv $(VENV) ready."
 
 ## demo: the whole migration on the demo legacy database, rebuilt each time in an embedded PostgreSQL kept in .demo/
 demo: $(BIN)/.installed
