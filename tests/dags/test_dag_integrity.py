@@ -12,6 +12,7 @@ from airflow.providers.common.sql.operators.sql import SQLExecuteQueryOperator
 
 from tests.helpers import MIGRATION_STEPS, load_dag, sql_path
 from voice_agent_migration.alerts import alert_on_failure
+from voice_agent_migration.catalog import CATALOG
 from voice_agent_migration.operators import STEP_RETRIES, MigrationCheckOperator
 
 
@@ -31,27 +32,21 @@ def test_dag_contract(dag):
     assert {task.conn_id for task in sql_tasks} == {"voice_agent_db"}
 
 
-def test_steps_follow_the_guide_order(dag):
+def test_steps_are_the_numbered_files_in_order_and_migrate_the_catalog_in_its_order(dag):
     steps = [t for t in dag.tasks if isinstance(t, SQLExecuteQueryOperator) and t.task_id != "rollback_migration"]
+    numbered = sorted(
+        (str(path.relative_to(sql_path())) for path in sql_path().glob("*/[0-9][0-9]_*.sql")),
+        key=lambda sql_file: sql_file.split("/")[1],
+    )
+    assert MIGRATION_STEPS == numbered  # every numbered file is a step, in its number's order
     # DagBag has already loaded each templated .sql file into the task.
     assert [t.sql for t in steps] == [sql_path(step).read_text() for step in MIGRATION_STEPS]
-    assert [t.task_id for t in steps] == [
-        "check_legacy_schema",
-        "create_target_tables",
-        "migrate_tenants",
-        "migrate_voices",
-        "migrate_phone_numbers",
-        "migrate_voice_agents",
-        "migrate_leads",
-        "migrate_voice_calls",
-        "migrate_resource_permissions",
-        "add_tenant_id_to_caches",
-        "vacuum_voice_calls",
-        "record_findings",
-        "record_run_account",
-    ]
     for upstream, downstream in itertools.pairwise(steps):
         assert downstream.task_id in upstream.downstream_task_ids
+    # The guide's order: the tenants, then the catalog's tables in the order it declares them.
+    migrating = [step for step in MIGRATION_STEPS if step.startswith("migrate/")]
+    assert migrating[0] == "migrate/02_migrate_tenants.sql"
+    assert [step for step in migrating if step in {t.step for t in CATALOG}] == [t.step for t in CATALOG]
 
 
 def test_sql_is_found_relative_to_the_repository(dag):
@@ -61,14 +56,7 @@ def test_sql_is_found_relative_to_the_repository(dag):
 
 def test_steps_retry_and_checks_do_not(dag):
     checks = [t for t in dag.tasks if isinstance(t, MigrationCheckOperator)]
-    assert {t.task_id for t in checks} == {
-        "check_conservation",
-        "check_no_orphan_tenants",
-        "check_no_duplicate_natural_keys",
-        "check_sequences_past_max_id",
-        "check_content_matches_legacy",
-        "check_run_balanced",
-    }
+    assert {t.task_id for t in checks} == {path.stem for path in sql_path("check").glob("*.sql")}
     for check in checks:
         assert check.retries == 0  # and a failed check raises CheckFailed, final (see test_operators.py)
         # Only a teardown may follow a check, so that a failed check fails the run.
