@@ -21,11 +21,11 @@ demo: $(BIN)/.installed
 demo-shell: $(BIN)/.installed
 	@$(BIN)/python -m devtools.demo shell
 
-## migrate: one run of the DAG against PG_URI=postgresql://user:password@host:5432/db, CONF='{"dry_run": true}' optional
+## migrate: one run of the DAG against PG_URI=postgresql://<user>:<password>@<host>:5432/<database>, CONF='{"dry_run": true}' optional
 migrate: $(BIN)/.installed
 	$(BIN)/python -m devtools.migrate
 
-## bench: full DAG vs. the guide's hand-run SQL on ROWS call logs; appends to docs/benchmarks.md
+## bench: full DAG vs. the guide's hand-run SQL on ROWS call logs; appends to docs/benchmarks-history.md
 ROWS ?= 100000
 bench: $(BIN)/.installed
 	$(BIN)/python -m devtools.bench --rows $(ROWS)

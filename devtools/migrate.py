@@ -58,6 +58,10 @@ class Secret:
         return text
 
 
+# The form of PG_URI, as the messages show it.
+URI_FORM = "postgresql://<user>:<password>@<host>:5432/<database>"
+
+
 def describe(uri: str) -> str:
     """user@host:port/dbname, without the password."""
     params = conninfo_to_dict(uri)
@@ -216,7 +220,7 @@ def run_dag(uri: str, conf: dict[str, Any], home: Path = AIRFLOW_HOME) -> int:
 def main() -> int:
     uri = os.environ.get("PG_URI", "")
     if not uri:
-        print("PG_URI is not set: make migrate PG_URI=postgresql://user:password@host:5432/database", file=sys.stderr)
+        print(f"PG_URI is not set: make migrate PG_URI={URI_FORM}", file=sys.stderr)
         return 2
     try:
         conf = json.loads(os.environ.get("CONF") or "{}")
@@ -228,7 +232,7 @@ def main() -> int:
     try:
         target = describe(uri)
     except psycopg.ProgrammingError:  # its message may quote the URI, password included
-        print("make migrate: PG_URI is not a PostgreSQL URI (postgresql://user:password@host:5432/db)", file=sys.stderr)
+        print(f"make migrate: PG_URI is not a PostgreSQL URI ({URI_FORM})", file=sys.stderr)
         return 2
     secret = Secret(conninfo_to_dict(uri).get("password", ""))
     print(f"Database {target} (password hidden): checking the connection...", flush=True)

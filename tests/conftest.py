@@ -20,19 +20,6 @@ from devtools.legacy_db import create_application_tables, create_legacy_schema, 
 from devtools.postgres import create_database, drop_database, server_uri  # ruff: ignore[module-import-not-at-top-of-file]
 from tests.helpers import LegacyDatabase  # ruff: ignore[module-import-not-at-top-of-file]
 
-# Test files whose tests take tens of seconds each (whole DAG runs, 40 Hypothesis examples): marked
-# `slow`, which `make test-fast` leaves out; `make test` runs everything.
-SLOW_FILES = {
-    "tests/sql/test_properties.py",
-    "tests/sql/test_least_privilege.py",
-}
-
-
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        if item.path.relative_to(config.rootpath).as_posix() in SLOW_FILES:
-            item.add_marker(pytest.mark.slow)
-
 
 @pytest.fixture(scope="session")
 def pg_admin_uri():

@@ -124,6 +124,7 @@ def assert_reconciliation_balances(db: LegacyDatabase, run_id: str) -> None:
     assert {r[0]: r[1:4] for r in rows}["call_logs_voiceagent"] == (742, 729, 13)
 
 
+@pytest.mark.slow
 def test_the_whole_dag_runs_as_the_migration_role_and_balances(demo_db, migration_role):
     app_leads_before = demo_db.rows("SELECT id, name, phone, created_at FROM public.leads ORDER BY id")
 
@@ -162,6 +163,7 @@ def test_the_whole_dag_runs_as_the_migration_role_and_balances(demo_db, migratio
     assert demo_db.snapshot() == before
 
 
+@pytest.mark.slow
 def test_a_rollback_as_the_role_needs_the_opt_in_delete_on_leads(demo_db, migration_role, capfd):
     assert_migration_succeeded(run_dag(migration_role.db))
     migrated = demo_db.snapshot()
@@ -308,6 +310,7 @@ def files_under(root: Path):
     return (path for path in root.rglob("*") if path.is_file())
 
 
+@pytest.mark.slow
 def test_the_password_never_reaches_a_task_log(demo_db, migration_role, cli_airflow_home, tmp_path):
     """`airflow dags test`, as a user runs it, as the role: the password is in the connection only.
 
@@ -353,6 +356,7 @@ class RoleStack(AirflowStack):
                 conn.execute(f'DROP ROLE IF EXISTS "{self.role.name}"')
 
 
+@pytest.mark.slow
 def test_the_password_never_reaches_the_task_log_files_of_a_real_airflow(pg_admin_uri, tmp_path):
     """The scheduler runs the tasks in supervised processes that write task log files: none of those,
     nor the processes' own logs, nor anything else under AIRFLOW_HOME, holds the password."""

@@ -493,6 +493,7 @@ if os.environ.get("VOICE_AGENT_HYPOTHESIS_SHRINK"):
 
 # About 1 s per example on 2 cores (load, two runs, the checks twice): 40 examples, the same ones on
 # every run (derandomized, no example database).
+@pytest.mark.slow
 @settings(
     max_examples=40,
     deadline=None,
