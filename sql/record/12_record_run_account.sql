@@ -31,33 +31,23 @@ coalesce((
 SET LOCAL enable_nestloop = off;
 ANALYZE {{ c.tgt }}.migration_rejects, {{ c.tgt }}.migration_findings, {{ c.tgt }}.migration_lineage;
 
--- Every legacy row in scope, grouped by table, tenant and (for a quarantined row) reason.
-CREATE TEMP TABLE run_scope (
-    source_table text NOT NULL,
-    tenant_id uuid,
-    reason text,
-    in_scope bigint NOT NULL,
-    landed bigint NOT NULL,
-    rejected bigint NOT NULL,
-    missing bigint NOT NULL,
-    doubled bigint NOT NULL,
-    unbalanced_ids text  -- up to 5 ids, space-separated
-) ON COMMIT DROP;
-
+-- Every legacy row in scope, grouped by table, tenant and (for a quarantined row) reason; with up to
+-- five ids (space-separated) of the rows that break conservation. Read-only passes into a temp table,
+-- so that they may run in parallel workers (an INSERT's query cannot).
+CREATE TEMP TABLE run_scope ON COMMIT DROP AS
 -- The tables with stored lineage (small): row by row against the lineage and the quarantine.
-INSERT INTO run_scope
 SELECT
     lg.source_table,
     lg.tenant_id,
     r.reason,
-    count(*),
-    count(m.source_id),
-    count(r.source_id),
-    count(*) FILTER (WHERE m.source_id IS NULL AND r.source_id IS NULL),
-    count(*) FILTER (WHERE m.source_id IS NOT NULL AND r.source_id IS NOT NULL),
+    count(*) AS in_scope,
+    count(m.source_id) AS landed,
+    count(r.source_id) AS rejected,
+    count(*) FILTER (WHERE m.source_id IS NULL AND r.source_id IS NULL) AS missing,
+    count(*) FILTER (WHERE m.source_id IS NOT NULL AND r.source_id IS NOT NULL) AS doubled,
     array_to_string((
         array_agg(lg.source_id ORDER BY lg.source_id) FILTER (WHERE (m.source_id IS NULL) = (r.source_id IS NULL))
-    )[1:5], ' ')
+    )[1:5], ' ') AS unbalanced_ids
 FROM (
     {%- for table in catalog if table.lineage == "stored" %}
     {{ "UNION ALL" if not loop.first }}
@@ -68,12 +58,11 @@ LEFT JOIN {{ c.tgt }}.migration_lineage AS m
     ON lg.source_table = m.source_table AND lg.source_id = m.source_id
 LEFT JOIN {{ c.tgt }}.migration_rejects AS r
     ON lg.source_table = r.source_table AND lg.source_id = r.source_id
-GROUP BY lg.source_table, lg.tenant_id, r.reason;
-
+GROUP BY lg.source_table, lg.tenant_id, r.reason
 -- The tables whose rows keep their legacy id (the calls, many): the target table is the id map; one
--- narrow pass, ids compared as uuids.
+-- narrow pass each, ids compared as uuids.
 {%- for table in catalog if table.lineage == "same id" %}
-INSERT INTO run_scope
+UNION ALL
 SELECT
     '{{ table.source_table }}',
     {{ c.tenant_of(table) }},
@@ -95,8 +84,8 @@ LEFT JOIN {{ c.tgt }}.migration_rejects AS r
 {%- if table.window_column %}
 WHERE {{ c.in_window("lg." ~ table.window_column, window) }}
 {%- endif %}
-GROUP BY {{ c.tenant_of(table) }}, r.reason;
-{%- endfor %}
+GROUP BY {{ c.tenant_of(table) }}, r.reason
+{%- endfor %};
 
 ANALYZE run_scope;
 
@@ -206,3 +195,6 @@ FROM {{ c.migrated_tables() }}
 LEFT JOIN {{ c.tgt }}.migration_run_tables AS a
     ON a.run_id = {{ c.run }} AND t.source_table = a.source_table
 GROUP BY t.position, t.source_table, t.target_table;
+
+-- Done with it (a dry run runs every step in one transaction).
+DROP TABLE run_scope;
