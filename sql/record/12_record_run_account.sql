@@ -31,23 +31,19 @@ coalesce((
 SET LOCAL enable_nestloop = off;
 ANALYZE {{ c.tgt }}.migration_rejects, {{ c.tgt }}.migration_findings, {{ c.tgt }}.migration_lineage;
 
--- Every legacy row in scope, grouped by table, tenant and (for a quarantined row) reason; with up to
--- five ids (space-separated) of the rows that break conservation. Read-only passes into a temp table,
--- so that they may run in parallel workers (an INSERT's query cannot).
-CREATE TEMP TABLE run_scope ON COMMIT DROP AS
--- The tables with stored lineage (small): row by row against the lineage and the quarantine.
+{#-
+  Every legacy row in scope with its tenant and outcome: landed (in the lineage; for a table whose
+  rows keep their legacy id, in the target under that id) and rejected (in the quarantine, with
+  its reason). Only the small tables' ids are compared as text; the calls' as uuids.
+-#}
+{%- set outcomes -%}
 SELECT
     lg.source_table,
     lg.tenant_id,
+    lg.source_id,
     r.reason,
-    count(*) AS in_scope,
-    count(m.source_id) AS landed,
-    count(r.source_id) AS rejected,
-    count(*) FILTER (WHERE m.source_id IS NULL AND r.source_id IS NULL) AS missing,
-    count(*) FILTER (WHERE m.source_id IS NOT NULL AND r.source_id IS NOT NULL) AS doubled,
-    array_to_string((
-        array_agg(lg.source_id ORDER BY lg.source_id) FILTER (WHERE (m.source_id IS NULL) = (r.source_id IS NULL))
-    )[1:5], ' ') AS unbalanced_ids
+    m.source_id IS NOT NULL AS landed,
+    r.source_id IS NOT NULL AS rejected
 FROM (
     {%- for table in catalog if table.lineage == "stored" %}
     {{ "UNION ALL" if not loop.first }}
@@ -58,24 +54,15 @@ LEFT JOIN {{ c.tgt }}.migration_lineage AS m
     ON lg.source_table = m.source_table AND lg.source_id = m.source_id
 LEFT JOIN {{ c.tgt }}.migration_rejects AS r
     ON lg.source_table = r.source_table AND lg.source_id = r.source_id
-GROUP BY lg.source_table, lg.tenant_id, r.reason
--- The tables whose rows keep their legacy id (the calls, many): the target table is the id map; one
--- narrow pass each, ids compared as uuids.
 {%- for table in catalog if table.lineage == "same id" %}
 UNION ALL
 SELECT
     '{{ table.source_table }}',
     {{ c.tenant_of(table) }},
+    lg.{{ table.source_key }}::text,
     r.reason,
-    count(*),
-    count(landed.id),
-    count(r.source_id),
-    count(*) FILTER (WHERE landed.id IS NULL AND r.source_id IS NULL),
-    count(*) FILTER (WHERE landed.id IS NOT NULL AND r.source_id IS NOT NULL),
-    array_to_string((
-        array_agg(lg.{{ table.source_key }}::text ORDER BY lg.{{ table.source_key }})
-        FILTER (WHERE (landed.id IS NULL) = (r.source_id IS NULL))
-    )[1:5], ' ')
+    landed.id IS NOT NULL,
+    r.source_id IS NOT NULL
 FROM {{ c.src }}.{{ table.source_table }} AS lg
 {{- c.owner_join(table) }}
 LEFT JOIN {{ c.tgt }}.{{ table.target_table }} AS landed ON lg.{{ table.source_key }} = landed.id
@@ -84,8 +71,40 @@ LEFT JOIN {{ c.tgt }}.migration_rejects AS r
 {%- if table.window_column %}
 WHERE {{ c.in_window("lg." ~ table.window_column, window) }}
 {%- endif %}
-GROUP BY {{ c.tenant_of(table) }}, r.reason
-{%- endfor %};
+{%- endfor %}
+{%- endset -%}
+
+-- The rows in scope counted per table, tenant and (for a quarantined row) reason: plain counts, so
+-- that the pass over the calls may aggregate in parallel workers (into a temp table: an INSERT's
+-- query cannot use them).
+CREATE TEMP TABLE run_scope ON COMMIT DROP AS
+SELECT
+    o.source_table,
+    o.tenant_id,
+    o.reason,
+    count(*) AS in_scope,
+    count(*) FILTER (WHERE o.landed) AS landed,
+    count(*) FILTER (WHERE o.rejected) AS rejected,
+    count(*) FILTER (WHERE NOT o.landed AND NOT o.rejected) AS missing,
+    count(*) FILTER (WHERE o.landed AND o.rejected) AS doubled
+FROM ({{ outcomes }}) AS o
+GROUP BY o.source_table, o.tenant_id, o.reason;
+
+-- A few ids of the rows that break conservation (in neither, or in both), per table and tenant;
+-- a second pass only when there are any (the uncorrelated EXISTS is a one-time filter).
+CREATE TEMP TABLE run_unbalanced ON COMMIT DROP AS
+SELECT
+    o.source_table,
+    o.tenant_id,
+    array_to_string((array_agg(o.source_id ORDER BY o.source_id))[1:5], ' ') AS unbalanced_ids
+FROM ({{ outcomes }}) AS o
+WHERE
+    o.landed = o.rejected
+    AND EXISTS (
+        SELECT 1 FROM run_scope AS s
+        WHERE s.missing + s.doubled > 0
+    )
+GROUP BY o.source_table, o.tenant_id;
 
 ANALYZE run_scope;
 
@@ -108,9 +127,10 @@ WITH per_tenant AS (
         coalesce(
             jsonb_object_agg(s.reason, s.rejected) FILTER (WHERE s.reason IS NOT NULL), '{}'
         ) AS rejected_by_reason,
-        {{ first_ids("string_agg(s.unbalanced_ids, ' ')") }}
-        AS unbalanced_ids
+        coalesce(min(u.unbalanced_ids), '') AS unbalanced_ids
     FROM run_scope AS s
+    LEFT JOIN run_unbalanced AS u
+        ON s.source_table = u.source_table AND s.tenant_id IS NOT DISTINCT FROM u.tenant_id
     GROUP BY s.source_table, s.tenant_id
 ),
 
@@ -197,4 +217,4 @@ LEFT JOIN {{ c.tgt }}.migration_run_tables AS a
 GROUP BY t.position, t.source_table, t.target_table;
 
 -- Done with it (a dry run runs every step in one transaction).
-DROP TABLE run_scope;
+DROP TABLE run_scope, run_unbalanced;
