@@ -36,6 +36,7 @@ from airflow.sdk import DAG, chain
 from airflow.timetables.interval import CronDataIntervalTimetable
 
 from voice_agent_migration.alerts import alert_on_failure
+from voice_agent_migration.catalog import CATALOG
 from voice_agent_migration.operators import (
     CONN_ID,
     STEP_RETRIES,
@@ -53,16 +54,12 @@ from voice_agent_migration.templating import SQL_FILTERS, SQL_MACROS
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 
 # The steps that move data, in the guide's order, each one transaction; the dry run runs the same files.
+# Between the tenants and the caches, each table of the catalog (catalog.py) in its order.
 DATA_STEPS = [
     "setup/00_check_legacy_schema.sql",
     "setup/01_create_target_tables.sql",
     "migrate/02_migrate_tenants.sql",
-    "migrate/03_migrate_voices.sql",
-    "migrate/04_migrate_phone_numbers.sql",
-    "migrate/05_migrate_voice_agents.sql",
-    "migrate/06_migrate_leads.sql",
-    "migrate/07_migrate_voice_calls.sql",
-    "migrate/08_migrate_resource_permissions.sql",
+    *(table.step for table in CATALOG),
     "migrate/09_add_tenant_id_to_caches.sql",
 ]
 # The calls step runs as that many concurrent transactions, one per share of the calls.
