@@ -1,5 +1,5 @@
 -- Passes when every legacy row of every table of the catalog is landed or rejected, exactly once, as
--- recorded by this run's record_reconciliation step (which must have recorded every table).
+-- recorded by this run's record_run_account step (which must have recorded every table).
 {% import "_common.sql" as c with context %}
 SELECT
     coalesce(bool_and(recon.missing = 0 AND recon.doubled = 0), FALSE)

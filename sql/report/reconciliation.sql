@@ -1,4 +1,4 @@
--- The reconciliation recorded by this run's record_reconciliation step, one row per legacy table.
+-- The reconciliation recorded by this run's record_run_account step, one row per legacy table.
 {% import "_common.sql" as c with context %}
 SELECT
     source_table,

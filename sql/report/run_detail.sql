@@ -1,4 +1,4 @@
--- This run's account per legacy table and tenant (recorded by record_run_detail), for sign-off.
+-- This run's account per legacy table and tenant (recorded by record_run_account), for sign-off.
 {% import "_common.sql" as c with context %}
 SELECT
     d.source_table,
