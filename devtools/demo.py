@@ -13,23 +13,20 @@ psql on `voice_agent_demo`; with SQL='...' it runs that instead, and it reads pi
 
 from __future__ import annotations
 
-import logging
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import warnings
 from collections.abc import Generator
 from contextlib import contextmanager
-from pathlib import Path
 
 import psycopg
 
 from devtools.airflow_env import REPO
 from devtools.legacy_db import build_demo_database
 from devtools.migrate import run_dag
-from devtools.postgres import ENV_URI, database_uri, drop_database
+from devtools.postgres import ENV_URI, database_uri, drop_database, psql_binary, server_uri
 
 DEMO_DIR = REPO / ".demo"
 PGDATA = DEMO_DIR / "pgdata"
@@ -46,30 +43,12 @@ def say(message: str) -> None:
 @contextmanager
 def demo_server() -> Generator[str, None, None]:
     """An admin URI: the server VOICE_AGENT_PG_URI names, or the embedded one kept in .demo/pgdata,
-    started if needed and stopped on exit unless another process still uses it."""
-    if os.environ.get(ENV_URI):
-        yield os.environ[ENV_URI]
-        return
-    import pgserver
-
-    logging.getLogger("pgserver").setLevel(logging.WARNING)
-    DEMO_DIR.mkdir(exist_ok=True)
-    first = not (PGDATA / "PG_VERSION").exists()
-    first_time = " (first time: initdb)" if first else ""
-    say(f"Starting the embedded PostgreSQL kept in {PGDATA.relative_to(REPO)}{first_time}...")
-    server = pgserver.get_server(PGDATA, cleanup_mode="stop")
-    try:
-        yield server.get_uri()
-    finally:
-        server.cleanup()
-
-
-def psql_command() -> str | None:
-    """pgserver's own psql (the server's version, always installed with it), else one on PATH."""
-    from pgserver._commands import POSTGRES_BIN_PATH
-
-    bundled = Path(POSTGRES_BIN_PATH) / "psql"
-    return str(bundled) if bundled.exists() else shutil.which("psql")
+    started if needed and stopped on exit."""
+    if not os.environ.get(ENV_URI):
+        first_time = "" if (PGDATA / "PG_VERSION").exists() else " (first time: initdb)"
+        say(f"Starting the embedded PostgreSQL kept in {PGDATA.relative_to(REPO)}{first_time}...")
+    with server_uri(keep_in=PGDATA) as uri:
+        yield uri
 
 
 def demo() -> int:
@@ -98,7 +77,7 @@ def shell() -> int:
         if not exists:
             say(f"No database {DEMO_DB} yet: run `make demo` first.")
             return 1
-        psql = psql_command()
+        psql = psql_binary()
         if psql is None:
             say("No psql found (pgserver's or on PATH).")
             return 1

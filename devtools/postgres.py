@@ -6,13 +6,16 @@ where the user may create databases. Otherwise a throwaway server is started wit
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import shutil
 import tempfile
 import uuid
 from collections.abc import Generator
 from contextlib import contextmanager
+from pathlib import Path
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
@@ -21,21 +24,36 @@ ENV_URI = "VOICE_AGENT_PG_URI"
 
 
 @contextmanager
-def server_uri() -> Generator[str, None, None]:
-    """Yield an admin connection URI: the server given by the environment, or an embedded one."""
+def server_uri(keep_in: Path | None = None) -> Generator[str, None, None]:
+    """Yield an admin connection URI: the server given by the environment, or an embedded one, whose
+    data is thrown away on exit, or kept in `keep_in` (started again from there next time)."""
     if os.environ.get(ENV_URI):
         yield os.environ[ENV_URI]
         return
     import pgserver  # only needed when no server is given
 
     logging.getLogger("pgserver").setLevel(logging.WARNING)
-
-    with tempfile.TemporaryDirectory(prefix="voice-agent-pg-") as pgdata:
+    with contextlib.ExitStack() as stack:
+        pgdata = keep_in or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="voice-agent-pg-")))
+        pgdata.mkdir(parents=True, exist_ok=True)
         server = pgserver.get_server(pgdata, cleanup_mode="stop")
         try:
             yield server.get_uri()
         finally:
             server.cleanup()
+
+
+def psql_binary() -> str | None:
+    """pgserver's psql (the embedded server's version), else the one on PATH."""
+    try:
+        import pgserver
+    except ImportError:
+        pass
+    else:
+        bundled = Path(pgserver.__file__).parent / "pginstall" / "bin" / "psql"
+        if bundled.is_file():
+            return str(bundled)
+    return shutil.which("psql")
 
 
 def database_uri(admin_uri: str, dbname: str) -> str:

@@ -13,6 +13,7 @@ import psycopg
 
 from devtools.airflow_env import DAG_ID, REPO, SQL_DIR, render_sql
 from devtools.postgres import airflow_connection
+from voice_agent_migration.operators import step_task_id
 
 # Tables where every run appends its own record: a re-run adds to them by design.
 RUN_RECORD_TABLES = {"migration_reconciliation", "migration_runs", "migration_run_writes", "migration_run_tables"}
@@ -21,7 +22,7 @@ RUN_RECORD_TABLES = {"migration_reconciliation", "migration_runs", "migration_ru
 def sql_file_of(task_id: str) -> str:
     """The file of sql/ a task runs: `migrate_voices` -> `migrate/03_migrate_voices.sql`."""
     (found,) = [
-        str(path.relative_to(SQL_DIR)) for path in SQL_DIR.glob("*/*.sql") if path.stem.lstrip("0123456789_") == task_id
+        str(path.relative_to(SQL_DIR)) for path in SQL_DIR.glob("*/*.sql") if step_task_id(path.name) == task_id
     ]
     return found
 

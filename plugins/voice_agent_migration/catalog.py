@@ -168,8 +168,7 @@ CATALOG: tuple[MigratedTable, ...] = (
 )
 
 # Every target table holding migrated rows: the tenants (one per legacy organization) and the catalog's.
-TENANTS = "tenants"
-TARGET_TABLES = (TENANTS, *(table.target_table for table in CATALOG))
+TARGET_TABLES = ("tenants", *(table.target_table for table in CATALOG))
 # Those the migration creates and whose every row is its own (the application keeps leads of its own).
 OWNED_TARGET_TABLES = tuple(
     name for name in TARGET_TABLES if name not in {t.target_table for t in CATALOG if t.application_rows}

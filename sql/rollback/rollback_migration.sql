@@ -17,9 +17,6 @@ DO $$
 DECLARE
     running text;
 BEGIN
-    IF to_regclass({{ (params.target_schema ~ ".migration_runs") | text_literal }}) IS NULL THEN
-        RETURN;
-    END IF;
     SELECT string_agg(format('%s (started %s UTC)', r.run_id, r.started_at), ', ' ORDER BY r.started_at)
     INTO running
     FROM {{ c.tgt }}.migration_runs AS r

@@ -4,7 +4,6 @@ running the real script with psql), and the connection's password never reaches 
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import uuid
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from psycopg import errors
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from devtools.airflow_env import DAG_ID, REPO, SQL_DIR, airflow, airflow_env
-from devtools.postgres import airflow_connection
+from devtools.postgres import airflow_connection, psql_binary
 from tests.helpers import LegacyDatabase, load_dag, run_dag
 from tests.stack import AirflowStack
 from voice_agent_migration.catalog import OWNED_TARGET_TABLES
@@ -40,19 +39,6 @@ MIGRATION_TABLES = {
     "migration_run_tables",
     "migration_findings",
 }
-
-
-def psql_binary() -> str | None:
-    """pgserver's psql (the embedded server's version), else the one on PATH."""
-    try:
-        import pgserver
-    except ImportError:
-        pass
-    else:
-        bundled = Path(pgserver.__file__).parent / "pginstall" / "bin" / "psql"
-        if bundled.is_file():
-            return str(bundled)
-    return shutil.which("psql")
 
 
 def run_script(admin_uri: str, **variables: str) -> subprocess.CompletedProcess[str]:
