@@ -178,3 +178,41 @@ OWNED_TARGET_TABLES = tuple(
 def legacy_columns() -> dict[str, tuple[str, ...]]:
     """Every legacy table the migration reads, with the columns it reads: the preflight's list."""
     return {USERS: USER_COLUMNS, **{table.source_table: table.columns for table in CATALOG}}
+
+
+# The type each legacy column must have for the mapping to be right, checked by the preflight
+# (sql/setup/00_check_legacy_schema.sql), which refuses any other: "timestamptz" (a naive `timestamp`,
+# e.g. Django with USE_TZ=False, would shift every instant by the database time zone's offset),
+# "uuid" (uuid keys and references) or "integer" (smallint, integer or bigint: integer keys and
+# references). Columns not named here are read whatever their type (text, jsonb, numeric...).
+LEGACY_COLUMN_TYPES: dict[tuple[str, str], str] = {
+    (USERS, "id"): "integer",
+    (USERS, "organization_id"): "uuid",
+    (USERS, "created_at"): "timestamptz",
+    ("voices_voiceagent", "id"): "uuid",
+    ("numbers_voiceagent", "id"): "integer",
+    ("numbers_voiceagent", "created_at"): "timestamptz",
+    ("numbers_voiceagent", "default_agent"): "integer",
+    ("agents_voiceagent", "id"): "integer",
+    ("agents_voiceagent", "created_by"): "integer",
+    ("agents_voiceagent", "created_at"): "timestamptz",
+    ("agents_voiceagent", "default_number"): "integer",
+    ("agents_voiceagent", "voice_id"): "uuid",
+    ("leads_voiceagent", "id"): "integer",
+    ("leads_voiceagent", "added_by"): "integer",
+    ("call_logs_voiceagent", "id"): "uuid",
+    ("call_logs_voiceagent", "initiated_by"): "integer",
+    ("call_logs_voiceagent", "target"): "integer",
+    ("call_logs_voiceagent", "agent"): "integer",
+    ("call_logs_voiceagent", "started_at"): "timestamptz",
+    ("call_logs_voiceagent", "ended_at"): "timestamptz",
+    ("call_logs_voiceagent", "voice"): "uuid",
+    ("call_logs_voiceagent", "from_number_id"): "integer",
+    ("call_logs_voiceagent", "batch_id"): "uuid",
+    ("org_permissions_voiceagent", "id"): "integer",
+    ("org_permissions_voiceagent", "organization_id"): "uuid",
+    ("org_permissions_voiceagent", "granted_at"): "timestamptz",
+    ("org_permissions_voiceagent", "expires_at"): "timestamptz",
+}
+# The SQL reads it through the template global it goes with: `legacy_columns.types`.
+legacy_columns.types = LEGACY_COLUMN_TYPES  # type: ignore[attr-defined]
