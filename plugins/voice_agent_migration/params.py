@@ -62,6 +62,30 @@ MIGRATION_PARAMS = {
         description="Longest any one statement of a step may run (e.g. 30min, 2h); 0 for no limit.",
         section="Safety",
     ),
+    "max_delete_percent": Param(
+        10,
+        type="number",
+        minimum=0,
+        maximum=100,
+        title="Deletion valve: share of a table",
+        description=(
+            "A run that would remove more than this share (in %) of a table's migrated rows from the target AND "
+            "more than max_delete_rows of them fails before removing anything, naming the table and the counts "
+            "(protects the target from a truncated or half-restored legacy table)."
+        ),
+        section="Safety",
+    ),
+    "max_delete_rows": Param(
+        100,
+        type="integer",
+        minimum=0,
+        title="Deletion valve: rows",
+        description=(
+            "A run may always remove up to this many of a table's migrated rows from the target; beyond it, "
+            "max_delete_percent decides (see there)."
+        ),
+        section="Safety",
+    ),
     "window_start": Param(
         None,
         type=["null", "string"],
