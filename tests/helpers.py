@@ -65,6 +65,8 @@ MIGRATION_STEPS, CHECKS = read_dag_plan()
 @dataclass
 class LegacyDatabase:
     uri: str
+    # The Airflow run the SQL is rendered for (its records are keyed by it): set a new one per run.
+    run_id: str = "manual__outside_airflow"
 
     def execute(self, sql: str, params: Any = None) -> None:
         with psycopg.connect(self.uri, autocommit=True) as conn:
@@ -81,12 +83,12 @@ class LegacyDatabase:
         """Render a file of sql/ as the DAG does and run it in one transaction, like its task
         (maintenance such as VACUUM runs in autocommit, as its task does)."""
         with psycopg.connect(self.uri, autocommit="vacuum" in relative_path) as conn:
-            cur = conn.execute(render_sql(relative_path, params))
+            cur = conn.execute(render_sql(relative_path, params, run_id=self.run_id))
             return cur.fetchall() if cur.description else []
 
     def run_sql_file_partitioned(self, relative_path: str, partitions: int, **params: str) -> None:
         """Run a partitioned step as its task does: one concurrent transaction per partition."""
-        sql = render_sql(relative_path, params)
+        sql = render_sql(relative_path, params, run_id=self.run_id)
 
         def run(index: int) -> None:
             with psycopg.connect(self.uri) as conn:

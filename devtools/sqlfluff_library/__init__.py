@@ -2,8 +2,8 @@
 and globals (the catalog, migration_window, migration_run_type)."""
 
 from voice_agent_migration.catalog import CATALOG as catalog
-from voice_agent_migration.catalog import legacy_columns
+from voice_agent_migration.catalog import catalog_table, legacy_columns
 from voice_agent_migration.templating import SQL_FILTERS as SQLFLUFF_JINJA_FILTERS
 from voice_agent_migration.window import migration_run_type, migration_window
 
-__all__ = ["SQLFLUFF_JINJA_FILTERS", "catalog", "legacy_columns", "migration_run_type", "migration_window"]
+__all__ = ["SQLFLUFF_JINJA_FILTERS", "catalog", "catalog_table", "legacy_columns", "migration_run_type", "migration_window"]

@@ -12,8 +12,10 @@ Each entry says where a legacy table's rows land and how:
   "organization:<column>" (the column holds the organization id itself).
 - `target_id`: how the target row's id is derived from the legacy row, in words (the mapping file
   holds the SQL).
-- `lineage`: "stored" (each landed row has its row in migration_lineage) or "same id" (the target row
-  keeps the legacy id, so the legacy table is its own id map: no lineage row per call).
+- `lineage`: "stored" (each landed row has its row in migration_lineage, which also says whether the
+  migration wrote the target row or linked the legacy row onto the application's) or "same id" (the
+  target row keeps the legacy id, so the legacy table is its own id map: no lineage row per call, and
+  `owned_ids` names the table of the ids the migration wrote, to tell them from the application's).
 - `window_column`: the timestamptz column that places a row in a run's window (only the calls are
   windowed; the small tables are brought up to date whole by every run).
 - `application_rows`: the application keeps rows of its own in the target table (leads): the checks
@@ -44,6 +46,7 @@ class MigratedTable:
     application_rows: bool = False
     rollback_only: str | None = None
     source_key: str = "id"
+    owned_ids: str | None = None
 
     @property
     def owner_column(self) -> str | None:
@@ -146,6 +149,7 @@ CATALOG: tuple[MigratedTable, ...] = (
         target_id="the legacy uuid",
         lineage="same id",
         window_column="started_at",
+        owned_ids="migration_calls",
     ),
     MigratedTable(
         source_table="org_permissions_voiceagent",
@@ -166,6 +170,14 @@ CATALOG: tuple[MigratedTable, ...] = (
         target_id="a stable uuid, md5('org_permissions_voiceagent:' || id)",
     ),
 )
+
+
+
+def catalog_table(source_table: str) -> MigratedTable:
+    """The catalog's entry for a legacy table (a step's SQL: `{% set table = catalog_table("leads_voiceagent") %}`)."""
+    (found,) = [table for table in CATALOG if table.source_table == source_table]
+    return found
+
 
 # Every target table holding migrated rows: the tenants (one per legacy organization) and the catalog's.
 TARGET_TABLES = ("tenants", *(table.target_table for table in CATALOG))

@@ -3,14 +3,20 @@
 The factories take no connection, alert callback or retries: the DAG gives every task those through
 its `default_args` (`conn_id=CONN_ID`, `on_failure_callback`, `STEP_RETRIES`); a check overrides
 `retries=0`.
+
+A refusal is final. Migration SQL that refuses to go on (the preflight, a safety valve) raises an error
+of SQLSTATE class `VA` (`RAISE EXCEPTION ... USING ERRCODE = 'VA000'`): every operator running
+migration SQL turns it into `MigrationRefused`, an AirflowFailException, so it is never retried (the
+same data would be refused again) and its log and alert give the database's message, detail and hint.
+Any other error is raised as it is and retried, the steps being idempotent.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import closing
+from contextlib import closing, contextmanager
 from datetime import timedelta
 from typing import Any, ClassVar
 
@@ -30,15 +36,82 @@ STEP_RETRIES: dict[str, Any] = {
 }
 
 
+# The SQLSTATE class of the errors our SQL raises to refuse (`ERRCODE = 'VA000'`). The SQL standard
+# leaves classes starting with 5-9 or I-Z to implementations, and PostgreSQL uses no V class.
+REFUSAL_SQLSTATE_CLASS = "VA"
+
+
+class MigrationRefused(AirflowFailException):
+    """The migration's SQL refused to go on (SQLSTATE class VA): final, never retried. The message is
+    the database's, with its DETAIL and HINT lines when it gave them."""
+
+    def __init__(self, sqlstate: str, message: str, detail: str | None = None, hint: str | None = None) -> None:
+        lines = [message, *(f"{label}: {text}" for label, text in (("DETAIL", detail), ("HINT", hint)) if text)]
+        super().__init__("\n".join(lines))
+        self.sqlstate, self.message, self.detail, self.hint = sqlstate, message, detail, hint
+
+
+def sqlstate_of(error: BaseException) -> str | None:
+    """The SQLSTATE of a database error: psycopg 3 (which the postgres provider uses with SQLAlchemy 2)
+    calls it `sqlstate`, psycopg2 `pgcode`."""
+    code = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
+    return code if isinstance(code, str) else None
+
+
+def as_refusal(error: BaseException) -> MigrationRefused | None:
+    """The refusal an error is, or carries (as its cause or context), if any."""
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [error]
+    while pending:
+        current = pending.pop(0)
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, MigrationRefused):
+            return current
+        code = sqlstate_of(current)
+        if code and code.upper().startswith(REFUSAL_SQLSTATE_CLASS):
+            diag = getattr(current, "diag", None)
+            message = getattr(diag, "message_primary", None) or str(current).strip()
+            return MigrationRefused(
+                code, message, getattr(diag, "message_detail", None), getattr(diag, "message_hint", None)
+            )
+        pending += [current.__cause__, current.__context__]
+    return None
+
+
+@contextmanager
+def refusals_are_final() -> Generator[None]:
+    """Around an operator's work: a refusal (SQLSTATE class VA) is raised as MigrationRefused, final;
+    any other error as it is."""
+    try:
+        yield
+    except AirflowFailException:
+        raise
+    except Exception as err:
+        refusal = as_refusal(err)
+        if refusal is None:
+            raise
+        raise refusal from err
+
+
 def step_task_id(sql_file: str) -> str:
     """`migrate/07_migrate_voice_calls.sql` -> `migrate_voice_calls`."""
     return sql_file.rsplit("/", 1)[-1].removesuffix(".sql").lstrip("0123456789_")
 
 
-def migration_step(sql_file: str, *, autocommit: bool = False, **kwargs: Any) -> SQLExecuteQueryOperator:
+class MigrationStepOperator(SQLExecuteQueryOperator):
+    """A step of sql/ in one transaction (SQLExecuteQueryOperator), whose refusals are final."""
+
+    def execute(self, context: Any) -> Any:
+        with refusals_are_final():
+            return super().execute(context)
+
+
+def migration_step(sql_file: str, *, autocommit: bool = False, **kwargs: Any) -> MigrationStepOperator:
     """One idempotent step: the whole file runs in one transaction (unless it is maintenance such as
-    VACUUM, which cannot) and may be retried."""
-    return SQLExecuteQueryOperator(
+    VACUUM, which cannot) and may be retried, unless it refuses (SQLSTATE class VA)."""
+    return MigrationStepOperator(
         task_id=step_task_id(sql_file), sql=sql_file, autocommit=autocommit, do_xcom_push=False, **kwargs
     )
 
@@ -48,8 +121,9 @@ class PartitionedSQLOperator(SQLExecuteQueryOperator):
 
     Each connection sees its share through the settings `voice_agent_migration.partition` and
     `voice_agent_migration.partitions` (the SQL filters on them, see sql/_common.sql). Rows never
-    pass through Python: the threads only wait on the database. A failed partition fails the task;
-    the others may have committed, which is safe because the step is idempotent.
+    pass through Python: the threads only wait on the database. A failed partition fails the task
+    (with a refusal, if any partition refused: final); the others may have committed, which is safe
+    because the step is idempotent.
     """
 
     template_fields: Sequence[str] = (*SQLExecuteQueryOperator.template_fields, "partitions")
@@ -76,8 +150,11 @@ class PartitionedSQLOperator(SQLExecuteQueryOperator):
             self.log.info("partition %d/%d committed in %.1fs", index + 1, count, time.monotonic() - started)
 
         with ThreadPoolExecutor(max_workers=count, thread_name_prefix=self.task_id) as pool:
-            for future in [pool.submit(run, index) for index in range(count)]:
-                future.result()
+            futures = [pool.submit(run, index) for index in range(count)]
+        errors = [error for future in futures if (error := future.exception()) is not None]
+        if errors:
+            with refusals_are_final():  # a refusal of any partition first
+                raise next((error for error in errors if as_refusal(error)), errors[0])
 
 
 def partitioned_migration_step(sql_file: str, partitions: int | str, **kwargs: Any) -> PartitionedSQLOperator:
@@ -199,7 +276,7 @@ class DryRunOperator(BaseSQLOperator):
         self.title = title
 
     def execute(self, context: Any) -> list[dict[str, Any]]:
-        with closing(self.get_db_hook().get_conn()) as conn:
+        with refusals_are_final(), closing(self.get_db_hook().get_conn()) as conn:
             try:
                 with closing(conn.cursor()) as cur:
                     cur.execute(self.before_sql)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import uuid
 
-from voice_agent_migration.catalog import CATALOG, legacy_columns
+from voice_agent_migration.catalog import CATALOG, catalog_table, legacy_columns
 from voice_agent_migration.window import migration_run_type, migration_window
 
 IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -52,6 +52,7 @@ SQL_FILTERS = {"ident": ident, "sql_literal": sql_literal, "uuid_literal": uuid_
 # `{% set window = migration_window() %}` and `migration_run_type()` (window.py).
 SQL_MACROS = {
     "catalog": CATALOG,
+    "catalog_table": catalog_table,
     "legacy_columns": legacy_columns,
     "migration_window": migration_window,
     "migration_run_type": migration_run_type,

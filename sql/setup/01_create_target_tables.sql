@@ -148,6 +148,58 @@ CREATE TABLE IF NOT EXISTS {{ c.tgt }}.migration_lineage (
     PRIMARY KEY (source_table, source_id)
 );
 
+-- Added when the migration learnt to tell its own rows from the application's (a target created before
+-- gets them once, from what it holds). `linked`: the legacy row was linked to a row the migration did not
+-- write (a legacy lead onto the application's lead with its tenant and phone), which the migration never
+-- changes nor removes; `detail`: what of the legacy row such a link would lose (its name and notes).
+-- `written_digest`: the target row as the migration last wrote it, so that a row the application has
+-- changed since (taken over) is reported instead of removed when its legacy row goes.
+-- noqa: disable=LT02
+DO $$
+BEGIN
+    IF NOT EXISTS (
+        SELECT 1 FROM information_schema.columns
+        WHERE
+            table_schema = {{ params.target_schema | sql_literal }}
+            AND table_name = 'migration_lineage'
+            AND column_name = 'linked'
+    ) THEN
+        ALTER TABLE {{ c.tgt }}.migration_lineage
+        ADD COLUMN linked boolean NOT NULL DEFAULT FALSE,
+        ADD COLUMN detail jsonb,
+        ADD COLUMN written_digest text;
+        {%- for table in catalog if table.application_rows %}
+        UPDATE {{ c.tgt }}.migration_lineage AS m
+        SET linked = TRUE
+        WHERE
+            m.source_table = '{{ table.source_table }}'
+            AND NOT EXISTS (
+                SELECT 1 FROM {{ c.tgt }}.{{ table.target_table }} AS t
+                WHERE t.id::text = m.target_id AND {{ table.rollback_only }}
+            );
+        {%- endfor %}
+    END IF;
+END
+$$;
+-- noqa: enable=LT02
+
+CREATE INDEX IF NOT EXISTS migration_lineage_target ON {{ c.tgt }}.migration_lineage (target_table, target_id);
+
+-- The calls the migration wrote (a call keeps its legacy uuid, so its id is its lineage): only these
+-- are ever updated or removed by it; the application's own calls are never touched. A target created
+-- before gets the landed calls that have a legacy call.
+DO $$
+BEGIN
+    IF to_regclass({{ (params.target_schema ~ ".migration_calls") | text_literal }}) IS NULL THEN
+        CREATE TABLE {{ c.tgt }}.migration_calls (id uuid PRIMARY KEY);
+        INSERT INTO {{ c.tgt }}.migration_calls (id)
+        SELECT vc.id
+        FROM {{ c.tgt }}.voice_calls AS vc
+        INNER JOIN {{ c.src }}.call_logs_voiceagent AS cl ON vc.id = cl.id;
+    END IF;
+END
+$$;
+
 -- Per bucket of call ids, the sum of the hashes of every input of its calls' mapping and how many
 -- of them land: a re-run rebuilds only the buckets whose inputs changed (see migrate_voice_calls).
 CREATE TABLE IF NOT EXISTS {{ c.tgt }}.migration_call_buckets (
@@ -247,28 +299,60 @@ CREATE TABLE IF NOT EXISTS {{ c.tgt }}.migration_run_tables (
     cross_tenant_findings bigint NOT NULL
 );
 
--- Added when the reconciliation became the sum of this account (a target created before keeps its rows).
+-- Added when the reconciliation became the sum of this account (a target created before keeps its rows),
+-- then when runs learnt to remove what the legacy database no longer holds (`deleted`: target rows
+-- removed) and to tell rows written after the run's snapshot (`pending`: taken by the next run).
 ALTER TABLE {{ c.tgt }}.migration_run_tables
 ADD COLUMN IF NOT EXISTS landed bigint NOT NULL DEFAULT 0,
 ADD COLUMN IF NOT EXISTS missing bigint NOT NULL DEFAULT 0,
 ADD COLUMN IF NOT EXISTS doubled bigint NOT NULL DEFAULT 0,
-ADD COLUMN IF NOT EXISTS unbalanced_ids text NOT NULL DEFAULT '';
+ADD COLUMN IF NOT EXISTS unbalanced_ids text NOT NULL DEFAULT '',
+ADD COLUMN IF NOT EXISTS deleted bigint NOT NULL DEFAULT 0,
+ADD COLUMN IF NOT EXISTS pending bigint NOT NULL DEFAULT 0;
+
+ALTER TABLE {{ c.tgt }}.migration_run_writes
+ADD COLUMN IF NOT EXISTS deleted bigint NOT NULL DEFAULT 0;
+
+ALTER TABLE {{ c.tgt }}.migration_reconciliation
+ADD COLUMN IF NOT EXISTS deleted bigint NOT NULL DEFAULT 0,
+ADD COLUMN IF NOT EXISTS pending bigint NOT NULL DEFAULT 0;
+
+-- The legacy database as this run first saw it: a legacy row written after it (its xmin not visible in
+-- this snapshot) that no step took is pending for the next run, not missing.
+ALTER TABLE {{ c.tgt }}.migration_runs
+ADD COLUMN IF NOT EXISTS legacy_snapshot text;
+
+-- ... and what each step found, in its own transaction (so the legacy application's later writes cannot
+-- blur it), of the lineage it leaves: rows whose legacy row is gone (orphaned: must be none), with a
+-- few ids. Read by check_lineage_matches_legacy.
+CREATE TABLE IF NOT EXISTS {{ c.tgt }}.migration_run_lineage (
+    run_id text NOT NULL,
+    source_table text NOT NULL,
+    part integer NOT NULL,
+    orphaned bigint NOT NULL,
+    example_ids text NOT NULL,
+    PRIMARY KEY (run_id, source_table, part)
+);
 
 CREATE INDEX IF NOT EXISTS migration_run_tables_run_id ON {{ c.tgt }}.migration_run_tables (run_id);
 
-INSERT INTO {{ c.tgt }}.migration_runs AS r (run_id, run_type, window_start, window_end, params, started_at)
+INSERT INTO {{ c.tgt }}.migration_runs AS r (
+    run_id, run_type, window_start, window_end, params, started_at, legacy_snapshot
+)
 VALUES (
     {{ c.run }},
     {{ migration_run_type() | text_literal }},
     {{ window.start_sql if window else "NULL" }},
     {{ window.end_sql if window else "NULL" }},
     {{ params | tojson | text_literal }}::jsonb,
-    (now() AT TIME ZONE 'UTC')
+    (now() AT TIME ZONE 'UTC'),
+    pg_current_snapshot()::text
 )
 ON CONFLICT (run_id) DO UPDATE SET  -- a cleared and re-run run is running again
     outcome = 'running',
     ended_at = NULL,
-    failed_tasks = '{}';
+    failed_tasks = '{}',
+    legacy_snapshot = excluded.legacy_snapshot;
 
 -- Findings are not failures: references the cutover must decide on (cross-tenant, dangling).
 CREATE TABLE IF NOT EXISTS {{ c.tgt }}.migration_findings (
@@ -319,6 +403,6 @@ SELECT
     'call_logs_voiceagent' AS source_table,
     cl.id::text AS source_id,
     'voice_calls' AS target_table,
-    vc.id::text AS target_id
+    written.id::text AS target_id
 FROM {{ c.src }}.call_logs_voiceagent AS cl
-INNER JOIN {{ c.tgt }}.voice_calls AS vc ON cl.id = vc.id;
+INNER JOIN {{ c.tgt }}.migration_calls AS written ON cl.id = written.id;

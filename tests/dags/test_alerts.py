@@ -114,19 +114,21 @@ def test_a_planted_duplicate_sends_one_alert_naming_the_number(demo_db, receiver
     assert alert["message"].endswith(f"Log: {log_url(states.run_id, 'check_no_duplicate_natural_keys')}")
 
 
-def test_a_broken_step_alerts_once_after_its_last_retry(demo_db, receiver, instant_retries):
+def test_a_refused_preflight_alerts_once_at_its_first_try_with_retries_on(demo_db, receiver, instant_retries):
+    """A missing column is a refusal (SQLSTATE VA000): final at once, though steps retry."""
     demo_db.execute("ALTER TABLE voice_agent.call_logs_voiceagent DROP COLUMN cost_breakdown")
 
     states = run_dag(demo_db, step_retries=True)
 
-    assert states["check_legacy_schema"] == ("failed", 3)  # two retries, then the failure is final
+    assert states["check_legacy_schema"] == ("failed", 1)  # not retried: the same schema would be refused again
     assert {task for task, state in failed(states).items() if state != "upstream_failed"} == {"check_legacy_schema"}
     (alert,) = receiver.alerts()  # not one per try, nor one per task downstream
     assert alert["title"] == f"[{DAG_ID}] task check_legacy_schema failed"
     message = alert["message"]
-    assert message.startswith(f"DAG: {DAG_ID}\nRun: {states.run_id}\nTask: check_legacy_schema (try 3 of 3)\nError:\n")
-    assert "legacy schema is missing: voice_agent.call_logs_voiceagent.cost_breakdown" in message
-    assert message.endswith(f"Log: {log_url(states.run_id, 'check_legacy_schema', try_number=3)}")
+    assert message.startswith(f"DAG: {DAG_ID}\nRun: {states.run_id}\nTask: check_legacy_schema (try 1 of 3)\nError:\n")
+    assert "legacy column voice_agent.call_logs_voiceagent.cost_breakdown does not exist" in message
+    assert "HINT: check the source_schema param and the voice_agent_db connection" in message
+    assert message.endswith(f"Log: {log_url(states.run_id, 'check_legacy_schema', try_number=1)}")
 
 
 def test_a_clean_run_sends_no_alert(demo_db, receiver):

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import psycopg
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
 from devtools.postgres import airflow_connection
-from voice_agent_migration.operators import CONN_ID, CheckFailed, MigrationCheckOperator, format_table, migration_check
+from voice_agent_migration.operators import (
+    CONN_ID,
+    CheckFailed,
+    DryRunOperator,
+    MigrationCheckOperator,
+    MigrationRefused,
+    MigrationStepOperator,
+    PartitionedSQLOperator,
+    format_table,
+    migration_check,
+)
 
 
 def test_format_table_aligns_text_left_and_numbers_right():
@@ -89,3 +100,55 @@ def test_a_check_writes_nothing(db_conn):
     db_conn.execute("CREATE TABLE public.scratch (id int)")
     check("WITH w AS (INSERT INTO public.scratch VALUES (1) RETURNING id) SELECT true, 'x' FROM w").execute({})
     assert db_conn.value("SELECT count(*) FROM public.scratch") == 0
+
+
+# A refusal (SQLSTATE class VA) and a transient error (any other), as the migration's SQL raises them.
+REFUSING_SQL = """DO $$ BEGIN
+    RAISE EXCEPTION 'legacy table voice_agent.leads_voiceagent does not exist'
+        USING ERRCODE = 'VA000', DETAIL = 'what was found', HINT = 'what to do';
+END $$"""
+TRANSIENT_SQL = "DO $$ BEGIN RAISE EXCEPTION 'canceling statement due to lock timeout'; END $$"
+REFUSAL = "legacy table voice_agent.leads_voiceagent does not exist\nDETAIL: what was found\nHINT: what to do"
+
+
+def test_a_refusal_of_a_step_is_final_and_carries_the_database_message(db_conn):
+    with pytest.raises(MigrationRefused) as refused:
+        MigrationStepOperator(task_id="step", conn_id=CONN_ID, sql=REFUSING_SQL).execute({})
+    assert isinstance(refused.value, AirflowFailException)  # never retried
+    assert str(refused.value) == REFUSAL
+    assert refused.value.sqlstate == "VA000" and refused.value.hint == "what to do"
+
+
+def test_any_other_error_of_a_step_is_raised_as_it_is(db_conn):
+    with pytest.raises(psycopg.Error) as raised:
+        MigrationStepOperator(task_id="step", conn_id=CONN_ID, sql=TRANSIENT_SQL).execute({})
+    assert not isinstance(raised.value, AirflowFailException)
+    assert "lock timeout" in str(raised.value)
+
+
+def test_a_refusal_of_any_partition_is_final(db_conn):
+    """Partition 0 fails with a transient error, partition 1 refuses: the task's failure is the refusal."""
+    sql = f"""DO $$ BEGIN
+        IF current_setting('voice_agent_migration.partition') = '0' THEN
+            RAISE EXCEPTION 'canceling statement due to lock timeout';
+        END IF;
+    END $$; {REFUSING_SQL}"""
+    with pytest.raises(MigrationRefused) as refused:
+        PartitionedSQLOperator(task_id="step", conn_id=CONN_ID, sql=sql, partitions=2).execute({})
+    assert str(refused.value) == REFUSAL
+    with pytest.raises(psycopg.Error):
+        PartitionedSQLOperator(task_id="step", conn_id=CONN_ID, sql=TRANSIENT_SQL, partitions=2).execute({})
+
+
+def test_a_refusal_in_the_dry_run_is_final(db_conn):
+    dry_run = DryRunOperator(
+        task_id="dry_run",
+        conn_id=CONN_ID,
+        before_sql="SELECT 1",
+        steps=["SELECT 1", REFUSING_SQL],
+        report_sql="SELECT 1",
+        title="dry run",
+    )
+    with pytest.raises(MigrationRefused) as refused:
+        dry_run.execute({})
+    assert str(refused.value) == REFUSAL
