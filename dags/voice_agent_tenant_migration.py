@@ -17,11 +17,14 @@ the run in `migration_runs` and prints its account per table and tenant.
   migration run is under way.
 
 **Checks** (a failure fails the run, is not retried, and names counts and ids):
-- `check_conservation`: per legacy table, rows = landed + rejected, each exactly once.
+- `check_conservation`: per legacy table, rows = landed + rejected (+ pending: written after the run's
+  snapshot, the next run's), each exactly once.
 - `check_no_orphan_tenants`: no migrated row references a NULL or unknown tenant.
 - `check_no_duplicate_natural_keys`: one row per phone number, one lead per tenant and phone.
 - `check_sequences_past_max_id`: every target sequence is past its column's highest id.
 - `check_content_matches_legacy`: voices, numbers, agents and the run's calls hold what the mapping says.
+- `check_lineage_matches_legacy`: every row the migration wrote has its legacy row and no other; no
+  row the application owns was written.
 - `check_run_balanced`: the run's account balances per table and tenant and covers every write.
 
 Operating it: `docs/operations.md`. How it works, and adding a table or a check: `docs/design.md`.
@@ -112,6 +115,7 @@ with DAG(
         migration_check("check/check_no_duplicate_natural_keys.sql"),
         migration_check("check/check_sequences_past_max_id.sql"),
         migration_check("check/check_content_matches_legacy.sql", work_mem="256MB"),
+        migration_check("check/check_lineage_matches_legacy.sql"),
         migration_check("check/check_run_balanced.sql"),
     ]
     report_findings = SQLReportOperator(

@@ -24,6 +24,28 @@ TRUE
 {%- endif -%}
 {%- endmacro -%}
 
+{#-
+  The legacy database as this run first saw it (migration_runs.legacy_snapshot, taken by its
+  create_target_tables step), and whether a legacy row was written after it: `xmin` is the row's
+  system column (e.g. cl.xmin). A row written since is pending for the next run, never a failure.
+  (The row's 32-bit xid is widened to the snapshot's 64-bit form with the current epoch.)
+-#}
+{%- set run_snapshot -%}
+(SELECT r.legacy_snapshot::pg_snapshot FROM {{ tgt }}.migration_runs AS r WHERE r.run_id = {{ run }})
+{%- endset -%}
+{%- macro written_after_snapshot(xmin) -%}
+NOT coalesce(pg_visible_in_snapshot((
+    (
+        (pg_snapshot_xmax(pg_current_snapshot())::text::bigint >> 32)
+        - CASE
+            WHEN {{ xmin }}::text::bigint > (pg_snapshot_xmax(pg_current_snapshot())::text::bigint & 4294967295)
+                THEN 1
+            ELSE 0
+        END
+    ) << 32 | {{ xmin }}::text::bigint
+)::text::xid8, {{ run_snapshot }}), TRUE)
+{%- endmacro -%}
+
 {#- A stable uuid for a legacy row that has none: re-runs find the same target row. -#}
 {%- macro stable_uuid(namespace, key) -%}md5('{{ namespace }}:' || {{ key }})::uuid{%- endmacro -%}
 
@@ -80,13 +102,14 @@ LEFT JOIN {{ src }}.users_voiceagent AS u ON lg.{{ table.owner_column }} = u.id
 
 {#-
   A query of every legacy row of catalog table `table` (the calls of `window` only, for a windowed
-  table): (source_table, source_id as text, tenant_id).
+  table): (source_table, source_id as text, tenant_id, row_version: its xmin).
 -#}
 {%- macro legacy_rows(table, window) -%}
 SELECT
     '{{ table.source_table }}' AS source_table,
     lg.{{ table.source_key }}::text AS source_id,
-    {{ tenant_of(table) }} AS tenant_id
+    {{ tenant_of(table) }} AS tenant_id,
+    lg.xmin AS row_version
 FROM {{ src }}.{{ table.source_table }} AS lg
 {{- owner_join(table) }}
 {%- if table.window_column %}
@@ -99,11 +122,19 @@ WHERE {{ in_window("lg." ~ table.window_column, window) }}
 WHEN length({{ expr }}) > {{ limit }} THEN 'too_long:{{ column }}'
 {%- endmacro -%}
 
-{#- Why a resource cannot get a tenant from its legacy user reference (NULL when it can). -#}
+{#-
+  Why a resource cannot get a tenant from its legacy user reference (NULL when it can). The last
+  reason is the legacy application moving a user to a new organization while a run is under way,
+  after its tenants step: the next run lands the row.
+-#}
 {%- macro owner_reason(ref, user_alias) -%}
 WHEN {{ ref }} IS NULL THEN 'owner_missing'
 WHEN {{ user_alias }}.id IS NULL THEN 'owner_not_found'
 WHEN {{ user_alias }}.organization_id IS NULL THEN 'owner_without_organization'
+WHEN NOT EXISTS (
+    SELECT 1 FROM {{ tgt }}.tenants AS owner_tenant
+    WHERE owner_tenant.id = {{ user_alias }}.organization_id
+) THEN 'owner_organization_not_migrated_yet'
 {%- endmacro -%}
 
 {#- ON CONFLICT tail that writes only when a mapped column changed, so re-runs write nothing. -#}
@@ -127,12 +158,22 @@ WHERE ({% for col in columns %}{{ alias }}.{{ col }}{{ ", " if not loop.last }}{
   relation of (target_id text, reason)), a written target row counts every staged legacy row mapped
   onto it (merged leads); without, each written row counts once (a call). Additive, so a retried step
   adds what its retry wrote; `part` keeps a counter row per partition of the call step, so concurrent
-  partitions never wait on one.
+  partitions never wait on one. `owned_ids`: a table of the ids the migration wrote (the calls'
+  migration_calls), which gets every inserted id.
 -#}
-{%- macro counted_upsert(source_table, staged=None, part="0") -%}
+{%- macro counted_upsert(source_table, staged=None, part="0", owned_ids=None) -%}
 WITH written AS (
     {{ caller() }}
+){{ "," if owned_ids }}
+{%- if owned_ids %}
+
+owned AS (
+    INSERT INTO {{ owned_ids }} (id)
+    SELECT written.id FROM written
+    WHERE written.xmax = '0'::xid
+    ON CONFLICT (id) DO NOTHING
 )
+{%- endif %}
 
 INSERT INTO {{ tgt }}.migration_run_writes AS w (run_id, source_table, tenant_id, part, inserted, updated)
 SELECT
@@ -153,47 +194,232 @@ ON CONFLICT (run_id, source_table, tenant_id, part) DO UPDATE SET
 {%- endmacro -%}
 
 {#-
-  Lineage and quarantine of a small table from `staged`, a relation of
-  (source_id, target_id, reason, source_row): every legacy row ends in exactly one of the two.
-  A row landed earlier stays landed (its lineage is kept); a row that now lands leaves the quarantine.
+  A legacy row whose target id is held by a row the migration did not write (no lineage of its own
+  points at it: the application created it) is quarantined: the application's row is never written.
+  `skip_linked`: rows of `staged` that are links onto an application row by design (leads) are not
+  claims. Run on `staged` before anything is written.
 -#}
-{%- macro record_outcome(source_table, target_table, staged) -%}
-INSERT INTO {{ tgt }}.migration_lineage AS m (source_table, source_id, target_table, target_id)
+{%- macro quarantine_held_targets(table, staged, skip_linked=False) -%}
+UPDATE {{ staged }} AS s
+SET reason = 'target_id_held_by_application'
+WHERE
+    s.reason IS NULL
+    {%- if skip_linked %}
+    AND NOT s.linked
+    {%- endif %}
+    AND EXISTS (
+        SELECT 1 FROM {{ tgt }}.{{ table.target_table }} AS t
+        WHERE t.id::text = s.target_id
+    )
+    AND NOT EXISTS (
+        SELECT 1 FROM {{ tgt }}.migration_lineage AS m
+        WHERE m.target_table = '{{ table.target_table }}' AND m.target_id = s.target_id AND NOT m.linked
+    )
+{%- endmacro -%}
+
+{#-
+  The deletion valve: when the rows of `removing` (a relation) are more than `max_delete_percent` of
+  the table's migrated rows (the count `migrated`, a query) and more than `max_delete_rows`, the step
+  fails for good before removing anything, naming the table and the counts: a truncated or
+  half-restored legacy table must not empty the target. `rows_divisor`: the call step's partitions
+  each judge their share (the row limit divided among them). A dry run only counts (would_delete).
+-#}
+{%- macro deletion_valve(table, removing, migrated, rows_divisor="1") -%}
+{%- if not params.dry_run -%}
+DO $$
+DECLARE
+    removing bigint;
+    migrated bigint;
+    row_limit numeric := {{ params.max_delete_rows | int }}::numeric / ({{ rows_divisor }});
+BEGIN
+    SELECT count(*) INTO removing FROM {{ removing }};
+    {{ migrated }} INTO migrated;
+    IF removing > row_limit AND removing * 100.0 > migrated * {{ params.max_delete_percent | float }} THEN
+        RAISE EXCEPTION 'deletion valve: % of the % rows migrated from % would be removed from %, nothing was removed',
+            removing, migrated, '{{ table.source_table }}', '{{ table.target_table }}'
+            USING
+                ERRCODE = 'VA000',
+                DETAIL = 'more than max_delete_percent={{ params.max_delete_percent }} '
+                || 'and max_delete_rows={{ params.max_delete_rows }}{{ " (shared among the call partitions)" if rows_divisor != "1" }}',
+                HINT = 'if the legacy table really lost these rows, trigger again with higher values of both';
+    END IF;
+END
+$$;
+{%- endif -%}
+{%- endmacro -%}
+
+{#-
+  Removes the target rows the migration wrote that no legacy row maps onto any more (their legacy rows
+  were deleted, or are quarantined now), counting them per tenant as this run's `deleted`, after the
+  deletion valve. `kept`: a condition on the target row `t` and the removed
+  row `u` (with u.written_digest) that keeps a row the application has taken over; those are
+  recorded as findings instead, and the migration lets go of them.
+-#}
+{%- macro remove_unmapped(table, staged, kept=None) -%}
+CREATE TEMP TABLE unmapped ON COMMIT DROP AS
 SELECT
-    '{{ source_table }}',
+    m.target_id,
+    min(m.written_digest) AS written_digest,
+    string_agg(m.source_id, ' ' ORDER BY m.source_id) AS source_ids
+FROM {{ tgt }}.migration_lineage AS m
+WHERE
+    m.source_table = '{{ table.source_table }}'
+    AND NOT m.linked
+    AND NOT EXISTS (
+        SELECT 1 FROM {{ staged }} AS s
+        WHERE s.reason IS NULL AND s.target_id = m.target_id
+    )
+GROUP BY m.target_id;
+
+{{ deletion_valve(table, "unmapped", migrated="SELECT count(DISTINCT m.target_id) FROM " ~ tgt ~ ".migration_lineage AS m WHERE m.source_table = '" ~ table.source_table ~ "' AND NOT m.linked") }}
+
+{%- if kept %}
+
+INSERT INTO {{ tgt }}.migration_findings AS f (kind, source_table, source_id, tenant_id, referenced_id)
+SELECT
+    'taken_over_by_application',
+    '{{ table.source_table }}',
+    u.source_ids,
+    t.tenant_id,
+    u.target_id
+FROM unmapped AS u
+INNER JOIN {{ tgt }}.{{ table.target_table }} AS t ON t.id::text = u.target_id
+WHERE {{ kept }}
+ON CONFLICT (kind, source_table, source_id) DO UPDATE SET
+    tenant_id = excluded.tenant_id,
+    referenced_id = excluded.referenced_id;
+{%- endif %}
+
+WITH removed AS (
+    DELETE FROM {{ tgt }}.{{ table.target_table }} AS t
+    USING unmapped AS u
+    WHERE
+        t.id::text = u.target_id
+        {%- if kept %}
+        AND NOT ({{ kept }})
+        {%- endif %}
+    RETURNING t.tenant_id
+)
+
+INSERT INTO {{ tgt }}.migration_run_writes AS w (run_id, source_table, tenant_id, part, inserted, updated, deleted)
+SELECT
+    {{ run }},
+    '{{ table.source_table }}',
+    removed.tenant_id,
+    0,
+    0,
+    0,
+    count(*)
+FROM removed
+GROUP BY removed.tenant_id
+ON CONFLICT (run_id, source_table, tenant_id, part) DO UPDATE SET
+    deleted = w.deleted + excluded.deleted;
+
+DROP TABLE unmapped
+{%- endmacro -%}
+
+{#-
+  Lineage and quarantine of a small table from `staged`, a relation of
+  (source_id, target_id, reason, source_row[, linked, detail]): every current legacy row ends in
+  exactly one of the two, and neither keeps a row for a legacy row that is gone. A row that no longer
+  maps leaves the lineage for the quarantine (remove_unmapped took its target row). `linked`: staged
+  carries `linked` and `detail` (a link onto a row the migration did not write, and what the link
+  keeps of the legacy row). `digest`: an expression of the target row `t` recorded as written_digest.
+-#}
+{%- macro record_outcome(table, staged, linked=False, digest=None) -%}
+INSERT INTO {{ tgt }}.migration_lineage AS m (
+    source_table, source_id, target_table, target_id, linked, detail, written_digest
+)
+SELECT
+    '{{ table.source_table }}',
     s.source_id,
-    '{{ target_table }}',
-    s.target_id
+    '{{ table.target_table }}',
+    s.target_id,
+    {{ "s.linked" if linked else "FALSE" }},
+    {{ "s.detail" if linked else "NULL::jsonb" }},
+    {{ digest if digest else "NULL::text" }}
 FROM {{ staged }} AS s
+{%- if digest %}
+LEFT JOIN {{ tgt }}.{{ table.target_table }} AS t ON t.id::text = s.target_id
+{%- endif %}
 WHERE s.reason IS NULL
 ON CONFLICT (source_table, source_id) DO UPDATE SET
     target_table = excluded.target_table,
-    target_id = excluded.target_id
-WHERE (m.target_table, m.target_id) IS DISTINCT FROM (excluded.target_table, excluded.target_id);
+    target_id = excluded.target_id,
+    linked = excluded.linked,
+    detail = excluded.detail,
+    written_digest = excluded.written_digest
+WHERE
+    (m.target_table, m.target_id, m.linked, m.detail, m.written_digest)
+    IS DISTINCT FROM (excluded.target_table, excluded.target_id, excluded.linked, excluded.detail, excluded.written_digest);
+
+DELETE FROM {{ tgt }}.migration_lineage AS m
+WHERE
+    m.source_table = '{{ table.source_table }}'
+    AND NOT EXISTS (
+        SELECT 1 FROM {{ staged }} AS s
+        WHERE s.source_id = m.source_id AND s.reason IS NULL
+    );
 
 DELETE FROM {{ tgt }}.migration_rejects AS r
-USING {{ staged }} AS s
 WHERE
-    r.source_table = '{{ source_table }}'
-    AND r.source_id = s.source_id
-    AND s.reason IS NULL;
+    r.source_table = '{{ table.source_table }}'
+    AND NOT EXISTS (
+        SELECT 1 FROM {{ staged }} AS s
+        WHERE s.source_id = r.source_id AND s.reason IS NOT NULL
+    );
 
 INSERT INTO {{ tgt }}.migration_rejects AS r (source_table, source_id, reason, source_row)
 SELECT
-    '{{ source_table }}',
+    '{{ table.source_table }}',
     s.source_id,
     s.reason,
     s.source_row
 FROM {{ staged }} AS s
-WHERE
-    s.reason IS NOT NULL
-    AND NOT EXISTS (
-        SELECT 1 FROM {{ tgt }}.migration_lineage AS m
-        WHERE m.source_table = '{{ source_table }}' AND m.source_id = s.source_id
-    )
+WHERE s.reason IS NOT NULL
 ON CONFLICT (source_table, source_id) DO UPDATE SET
     reason = excluded.reason,
     source_row = excluded.source_row,
     rejected_at = excluded.rejected_at
 WHERE (r.reason, r.source_row) IS DISTINCT FROM (excluded.reason, excluded.source_row)
+{%- endmacro -%}
+
+{#-
+  What the step leaves of the lineage of catalog table `table`, recorded in its own transaction (one
+  snapshot with its writes): the lineage rows (for a "same id" table, the ids the migration wrote,
+  of this partition) whose legacy row is gone. A correct step leaves none; check_lineage_matches_legacy
+  reads the record, so a legacy row deleted after the step is the next run's, not a failure.
+-#}
+{%- macro record_orphans(table, part="0", in_part="TRUE") -%}
+INSERT INTO {{ tgt }}.migration_run_lineage AS l (run_id, source_table, part, orphaned, example_ids)
+SELECT
+    {{ run }},
+    '{{ table.source_table }}',
+    {{ part }},
+    count(*),
+    coalesce(array_to_string((array_agg(orphan.id ORDER BY orphan.id))[1:5], ' '), '')
+FROM (
+    {%- if table.owned_ids %}
+    SELECT written.id::text AS id
+    FROM {{ tgt }}.{{ table.owned_ids }} AS written
+    WHERE
+        {{ in_part }}
+        AND NOT EXISTS (
+            SELECT 1 FROM {{ src }}.{{ table.source_table }} AS lg
+            WHERE lg.{{ table.source_key }} = written.id
+        )
+    {%- else %}
+    SELECT m.source_id AS id
+    FROM {{ tgt }}.migration_lineage AS m
+    WHERE
+        m.source_table = '{{ table.source_table }}'
+        AND NOT EXISTS (
+            SELECT 1 FROM {{ src }}.{{ table.source_table }} AS lg
+            WHERE lg.{{ table.source_key }}::text = m.source_id
+        )
+    {%- endif %}
+) AS orphan
+ON CONFLICT (run_id, source_table, part) DO UPDATE SET
+    orphaned = excluded.orphaned,
+    example_ids = excluded.example_ids
 {%- endmacro -%}

@@ -1,5 +1,5 @@
 -- Passes when this run's account balances per legacy table and tenant: in scope = inserted + updated
--- + unchanged + rejected, none negative, and every write the upserts counted is accounted for (a write
+-- + unchanged + rejected + pending, none negative, and every write the upserts counted is accounted for (a write
 -- under a tenant that has no rows in scope would leave the totals short).
 {% import "_common.sql" as c with context %}
 WITH account AS (
@@ -8,15 +8,16 @@ WITH account AS (
         sum(inserted + updated) AS accounted_writes,
         bool_and(
             inserted >= 0 AND updated >= 0 AND unchanged >= 0 AND rejected >= 0
-            AND in_scope = inserted + updated + unchanged + rejected
+            AND in_scope = inserted + updated + unchanged + rejected + pending
         ) AS balanced,
         string_agg(
             format(
-                '%s tenant %s: in_scope=%s inserted=%s updated=%s unchanged=%s rejected=%s',
-                source_table, coalesce(tenant_id::text, '(none)'), in_scope, inserted, updated, unchanged, rejected
+                '%s tenant %s: in_scope=%s inserted=%s updated=%s unchanged=%s rejected=%s pending=%s',
+                source_table, coalesce(tenant_id::text, '(none)'), in_scope, inserted, updated, unchanged, rejected,
+                pending
             ),
             '; ' ORDER BY tenant_id
-        ) FILTER (WHERE unchanged < 0 OR in_scope <> inserted + updated + unchanged + rejected) AS unbalanced
+        ) FILTER (WHERE unchanged < 0 OR in_scope <> inserted + updated + unchanged + rejected + pending) AS unbalanced
     FROM {{ c.tgt }}.migration_run_tables
     WHERE run_id = {{ c.run }}
     GROUP BY source_table

@@ -1,8 +1,13 @@
 -- Legacy leads land in the main leads table under their creator's tenant. Leads of one tenant that
--- share a phone merge onto one lead (an existing main-application lead if there is one, left
--- untouched); the lineage points every legacy id at it. Leads without a phone land one each.
+-- share a phone merge onto one lead; the lineage points every legacy id at it. Leads without a phone
+-- land one each. Staged and written by sql/migrate/06_migrate_leads.sql.
+-- Identity is stable: a lead the migration wrote stays the same target lead for its whole life,
+-- through a change of phone, of owner or of tenant (updated in place). A merged group keeps the lead
+-- of its lowest legacy lead that already had one; leads that split off get leads of their own. A group
+-- whose tenant and phone match a lead the migration did not write (the application's) is linked to
+-- it, that lead left untouched, and what the link would lose (names, notes) kept in the lineage.
 -- The guide's mapping, column by column; `reason` is why a row is quarantined instead (NULL:
--- it lands). Staged and written by sql/migrate/06_migrate_leads.sql.
+-- it lands).
 {% import "_common.sql" as c with context %}
 WITH legacy AS (
     SELECT
@@ -27,10 +32,6 @@ WITH legacy AS (
 grouped AS (
     SELECT
         legacy.*,
-        CASE
-            WHEN legacy.phone IS NULL THEN {{ c.stable_uuid("leads_voiceagent", "legacy.source_id") }}
-            ELSE {{ c.stable_uuid("leads", "legacy.tenant_id::text || ':' || legacy.phone") }}
-        END AS own_id,
         min(legacy.legacy_id) OVER merge_group AS representative_id,
         count(*) OVER merge_group AS group_size,
         jsonb_agg(
@@ -47,37 +48,82 @@ grouped AS (
         PARTITION BY legacy.tenant_id, legacy.phone, CASE WHEN legacy.phone IS NULL THEN legacy.legacy_id END
         ORDER BY legacy.legacy_id ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING
     )
+),
+
+-- The leads the migration wrote, each with the group of the lowest legacy lead still pointing at it.
+claims AS (
+    SELECT DISTINCT ON (m.target_id)
+        m.target_id,
+        g.representative_id,
+        g.legacy_id AS claimant
+    FROM grouped AS g
+    INNER JOIN {{ c.tgt }}.migration_lineage AS m
+        ON m.source_table = 'leads_voiceagent' AND g.source_id = m.source_id AND NOT m.linked
+    INNER JOIN {{ c.tgt }}.leads AS written ON m.target_id = written.id::text
+    ORDER BY m.target_id, g.legacy_id
+),
+
+-- Per group, the lead it keeps: of those it won, the one its lowest legacy lead pointed at.
+kept AS (
+    SELECT DISTINCT ON (claims.representative_id)
+        claims.representative_id,
+        claims.target_id
+    FROM claims
+    ORDER BY claims.representative_id, claims.claimant
+),
+
+placed AS (
+    SELECT
+        g.*,
+        app_lead.id AS app_lead_id,
+        coalesce(
+            app_lead.id::text,
+            kept.target_id,
+            {{ c.stable_uuid("leads_voiceagent", "g.representative_id::text") }}::text
+        ) AS target_id
+    FROM grouped AS g
+    LEFT JOIN kept ON g.representative_id = kept.representative_id
+    LEFT JOIN LATERAL (
+        SELECT existing.id
+        FROM {{ c.tgt }}.leads AS existing
+        WHERE
+            g.phone IS NOT NULL
+            AND existing.tenant_id = g.tenant_id
+            AND existing.phone = g.phone
+            AND NOT EXISTS (
+                SELECT 1 FROM {{ c.tgt }}.migration_lineage AS m
+                WHERE m.target_table = 'leads' AND m.target_id = existing.id::text AND NOT m.linked
+            )
+        ORDER BY existing.id
+        LIMIT 1
+    ) AS app_lead ON TRUE
 )
 
 SELECT
-    g.source_id,
-    g.source_row,
-    g.reason,
-    g.tenant_id,
-    g.name,
-    g.phone,
-    g.legacy_id = g.representative_id AND app_lead.id IS NULL AS writes_lead,
-    coalesce(app_lead.id, g.own_id)::text AS target_id,
+    p.source_id,
+    p.source_row,
+    p.reason,
+    p.tenant_id,
+    p.name,
+    p.phone,
+    p.legacy_id = p.representative_id AND p.app_lead_id IS NULL AS writes_lead,
+    p.app_lead_id IS NOT NULL AS linked,
+    CASE
+        WHEN p.app_lead_id IS NOT NULL
+            THEN jsonb_build_object(
+                'name', p.name, 'notes', p.notes, 'added_by_user_id', p.added_by_user_id
+            )
+    END AS detail,
+    p.target_id,
     jsonb_build_object(
-        'old_voice_agent_id', g.legacy_id,
-        'notes', g.notes,
-        'added_by_user_id', g.added_by_user_id
+        'old_voice_agent_id', p.legacy_id,
+        'notes', p.notes,
+        'added_by_user_id', p.added_by_user_id
     ) || CASE
-        WHEN g.group_size > 1 THEN jsonb_build_object('merged_leads', g.merged_leads)
+        WHEN p.group_size > 1 THEN jsonb_build_object('merged_leads', p.merged_leads)
         ELSE '{}'::jsonb
     END AS metadata
-FROM grouped AS g
-LEFT JOIN LATERAL (
-    SELECT existing.id
-    FROM {{ c.tgt }}.leads AS existing
-    WHERE
-        g.phone IS NOT NULL
-        AND existing.tenant_id = g.tenant_id
-        AND existing.phone = g.phone
-        AND existing.id <> g.own_id
-    ORDER BY existing.id
-    LIMIT 1
-) AS app_lead ON TRUE
+FROM placed AS p
 UNION ALL
 SELECT
     legacy.source_id,
@@ -87,6 +133,8 @@ SELECT
     NULL,
     NULL,
     FALSE,
+    FALSE,
+    NULL,
     NULL,
     NULL
 FROM legacy

@@ -5,7 +5,8 @@
   (partitions, buckets, locks) is kept apart in _incremental.sql.
 
   `calls.mapping(scope)`: a query of (id, reason, every voice_calls column) over the legacy calls `cl`
-  that satisfy the condition `scope`; reason is NULL for a call that lands.
+  that satisfy the condition `scope`; reason is NULL for a call that lands. `calls.kept_history`: the
+  from and to numbers of a call whose number or lead the legacy database deleted.
 -#}
 {%- import "_common.sql" as c with context -%}
 
@@ -52,6 +53,22 @@ jsonb_build_object(
 )
 {%- endmacro -%}
 
+{#-
+  A call's history outlives the legacy row it references: when the number it was made from (or the
+  lead it called) is deleted from the legacy database, the call keeps the phone it landed with instead
+  of losing it (looked up for those calls only). Its lead_id, which would point at nothing, is cleared.
+-#}
+{%- macro kept_history(ref_alias, ref_column, value, target_column) -%}
+CASE
+    WHEN {{ ref_column }} IS NOT NULL AND {{ ref_alias }}.id IS NULL
+        THEN (
+            SELECT landed.{{ target_column }} FROM {{ c.tgt }}.voice_calls AS landed
+            WHERE landed.id = cl.id
+        )
+    ELSE {{ value }}
+END
+{%- endmacro -%}
+
 {%- macro mapping(scope) -%}
 SELECT
     cl.id,
@@ -59,8 +76,8 @@ SELECT
     u.organization_id AS tenant_id,
     cl.voice::text AS voice_id,
     CASE WHEN cl.agent BETWEEN -2147483648 AND 2147483647 THEN cl.agent::integer END AS agent_id,
-    n.phone_number AS from_number,
-    nullif(btrim(l.lead_number), '') AS to_number,
+    {{ kept_history("n", "cl.from_number_id", "n.phone_number", "from_number") }} AS from_number,
+    {{ kept_history("l", "cl.target", "nullif(btrim(l.lead_number), '')", "to_number") }} AS to_number,
     lower(btrim(cl.status)) AS status,
     cl.added_context,
     l.lead_id,

@@ -1,12 +1,19 @@
 -- Migrates voices_voiceagent into voices: stages its mapping (sql/mapping/voices.sql), upserts the rows
 -- that land (counting the writes), and records lineage and quarantine.
 {% import "_common.sql" as c with context %}
+{%- set table = catalog_table("voices_voiceagent") %}
 {{ c.serialize_step() }}
 
 CREATE TEMP TABLE staged ON COMMIT DROP AS
 {% include "mapping/voices.sql" %};  -- noqa: CV06
 
-{% call c.counted_upsert("voices_voiceagent", staged="staged") %}
+-- A target id the application holds is never written: its legacy row is quarantined instead.
+{{ c.quarantine_held_targets(table, "staged") }};
+
+-- What the migration wrote that no legacy row maps onto any more leaves the target (deletion valve first).
+{{ c.remove_unmapped(table, "staged") }};
+
+{% call c.counted_upsert(table.source_table, staged="staged") %}
     INSERT INTO {{ c.tgt }}.voices AS t (
         id, tenant_id, voice_name, description, voice_sample_url, provider, language, gender,
         is_active, metadata, created_at, updated_at
@@ -31,7 +38,9 @@ CREATE TEMP TABLE staged ON COMMIT DROP AS
     RETURNING t.id, t.tenant_id, t.xmax
 {% endcall %};
 
-{{ c.record_outcome("voices_voiceagent", "voices", staged="staged") }};
+{{ c.record_outcome(table, "staged") }};
+
+{{ c.record_orphans(table) }};
 
 -- Done with it (a dry run runs every step in one transaction, so it must not outlive its step).
 DROP TABLE staged;

@@ -1,12 +1,19 @@
 -- Migrates numbers_voiceagent into phone_numbers: stages its mapping (sql/mapping/phone_numbers.sql), upserts the rows
 -- that land (counting the writes), and records lineage and quarantine.
 {% import "_common.sql" as c with context %}
+{%- set table = catalog_table("numbers_voiceagent") %}
 {{ c.serialize_step() }}
 
 CREATE TEMP TABLE staged ON COMMIT DROP AS
 {% include "mapping/phone_numbers.sql" %};  -- noqa: CV06
 
-{% call c.counted_upsert("numbers_voiceagent", staged="staged") %}
+-- A target id the application holds is never written: its legacy row is quarantined instead.
+{{ c.quarantine_held_targets(table, "staged") }};
+
+-- What the migration wrote that no legacy row maps onto any more leaves the target (deletion valve first).
+{{ c.remove_unmapped(table, "staged") }};
+
+{% call c.counted_upsert(table.source_table, staged="staged") %}
     INSERT INTO {{ c.tgt }}.phone_numbers AS t (
         id, tenant_id, phone_number, provider, number_type, capabilities, is_active, metadata,
         created_at, updated_at
@@ -29,7 +36,9 @@ CREATE TEMP TABLE staged ON COMMIT DROP AS
     RETURNING t.id, t.tenant_id, t.xmax
 {% endcall %};
 
-{{ c.record_outcome("numbers_voiceagent", "phone_numbers", staged="staged") }};
+{{ c.record_outcome(table, "staged") }};
+
+{{ c.record_orphans(table) }};
 
 -- Done with it (a dry run runs every step in one transaction, so it must not outlive its step).
 DROP TABLE staged;

@@ -2,12 +2,19 @@
 -- that land (counting the writes), and records lineage and quarantine.
 -- The id sequence is left past the highest migrated id so the application's next insert fits.
 {% import "_common.sql" as c with context %}
+{%- set table = catalog_table("agents_voiceagent") %}
 {{ c.serialize_step() }}
 
 CREATE TEMP TABLE staged ON COMMIT DROP AS
 {% include "mapping/voice_agents.sql" %};  -- noqa: CV06
 
-{% call c.counted_upsert("agents_voiceagent", staged="staged") %}
+-- A target id the application holds is never written: its legacy row is quarantined instead.
+{{ c.quarantine_held_targets(table, "staged") }};
+
+-- What the migration wrote that no legacy row maps onto any more leaves the target (deletion valve first).
+{{ c.remove_unmapped(table, "staged") }};
+
+{% call c.counted_upsert(table.source_table, staged="staged") %}
     INSERT INTO {{ c.tgt }}.voice_agents AS t (
         id, tenant_id, agent_name, agent_language, voice_id, is_active, metadata, created_at, updated_at
     )
@@ -28,7 +35,9 @@ CREATE TEMP TABLE staged ON COMMIT DROP AS
     RETURNING t.id, t.tenant_id, t.xmax
 {% endcall %};
 
-{{ c.record_outcome("agents_voiceagent", "voice_agents", staged="staged") }};
+{{ c.record_outcome(table, "staged") }};
+
+{{ c.record_orphans(table) }};
 
 -- Done with it (a dry run runs every step in one transaction, so it must not outlive its step).
 DROP TABLE staged;

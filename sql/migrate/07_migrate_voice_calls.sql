@@ -7,6 +7,7 @@
 {% import "_common.sql" as c with context %}
 {% import "_incremental.sql" as inc with context %}
 {% import "mapping/voice_calls.sql" as calls with context %}
+{%- set table = catalog_table("call_logs_voiceagent") -%}
 {%- set window = migration_window() -%}
 {#- Bump when the mapping changes, so that a re-run rebuilds every call. -#}
 {%- set mapping_version = 1 -%}
@@ -14,12 +15,13 @@
 
 {#-
   Writes the mapped calls of the changed buckets (of a full run; a windowed run: of its window) and
-  counts the writes. `fresh`: only the buckets that hold no call yet, by plain INSERT, which spares
-  each row the upsert's conflict check (a first run's whole call log); otherwise an upsert that
-  writes a call only when it differs.
+  counts the writes; the calls it inserts join migration_calls, the calls the migration wrote.
+  `fresh`: only the buckets that hold no call yet, by plain INSERT, which spares each row the upsert's
+  conflict check (a first run's whole call log); otherwise an upsert that writes a call only when it
+  differs, and only a call the migration wrote.
 -#}
 {%- macro write_calls(fresh) -%}
-{% call c.counted_upsert("call_logs_voiceagent", part=inc.partition_index) %}
+{% call c.counted_upsert("call_logs_voiceagent", part=inc.partition_index, owned_ids=c.tgt ~ "." ~ table.owned_ids) %}
     INSERT INTO {{ c.tgt }}.voice_calls AS t (
         id, tenant_id, voice_id, agent_id, from_number, to_number, status, added_context, lead_id,
         initiated_by, recording_url, started_at, ended_at, created_at, updated_at, metadata
@@ -49,6 +51,8 @@
     ON CONFLICT (id) {{ c.update_if_changed("t", ["tenant_id", "voice_id", "agent_id", "from_number", "to_number",
         "status", "added_context", "lead_id", "initiated_by", "recording_url", "started_at", "ended_at",
         "created_at", "metadata"]) }}
+        -- Never a call the migration did not write (left out, it shows as missing in the account).
+        AND t.id IN (SELECT written.id FROM {{ c.tgt }}.{{ table.owned_ids }} AS written)
     {%- endif %}
     RETURNING t.id, t.tenant_id, t.xmax
 {% endcall %}
@@ -112,9 +116,10 @@ CREATE OR REPLACE TEMP VIEW call_mapping AS
 -- Statements that only a full run executes (the block does not nest SQL):
 -- noqa: disable=LT02
 {% if not window -%}
--- The buckets to rebuild: those whose inputs changed since the last full run, and those holding
--- fewer landed calls than they should (a landed call was deleted). On a re-run over unchanged data
--- this is empty, and every statement below ends at once.
+-- The buckets to rebuild: those whose inputs changed since the last full run (a call written, updated
+-- or deleted in the legacy database, or what it reads), and those whose calls the migration wrote
+-- are not what should be landed (one removed from the target). On a re-run over unchanged data this
+-- is empty, and every statement below ends at once.
 CREATE TEMP TABLE changed_buckets ON COMMIT DROP AS
 WITH current_state AS (
     SELECT
@@ -132,22 +137,31 @@ landed AS (
     FROM (
         SELECT {{ inc.bucket_of("vc.id") }} AS bucket
         FROM {{ c.tgt }}.voice_calls AS vc
+        INNER JOIN {{ c.tgt }}.{{ table.owned_ids }} AS written ON vc.id = written.id
         WHERE {{ inc.in_partition("vc.id") }}
     ) AS ids
     GROUP BY ids.bucket
+),
+
+known AS (
+    SELECT
+        b.bucket,
+        b.fingerprint
+    FROM {{ c.tgt }}.migration_call_buckets AS b
+    WHERE mod(b.bucket / 256, {{ inc.partition_count }}) = {{ inc.partition_index }}
 )
 
 SELECT
-    cs.bucket,
-    cs.fingerprint,
-    cs.landable_calls,
+    coalesce(cs.bucket, known.bucket, landed.bucket) AS bucket,
+    coalesce(cs.fingerprint, 0) AS fingerprint,
+    coalesce(cs.landable_calls, 0) AS landable_calls,
     landed.bucket IS NULL AS fresh
 FROM current_state AS cs
-LEFT JOIN {{ c.tgt }}.migration_call_buckets AS known ON cs.bucket = known.bucket
-LEFT JOIN landed ON cs.bucket = landed.bucket
+FULL JOIN known ON cs.bucket = known.bucket
+FULL JOIN landed ON coalesce(cs.bucket, known.bucket) = landed.bucket
 WHERE
-    known.fingerprint IS DISTINCT FROM cs.fingerprint
-    OR coalesce(landed.landed_calls, 0) < cs.landable_calls;
+    known.fingerprint IS DISTINCT FROM coalesce(cs.fingerprint, 0)
+    OR coalesce(landed.landed_calls, 0) <> coalesce(cs.landable_calls, 0);
 
 ANALYZE changed_buckets;
 {%- endif %}
@@ -164,10 +178,6 @@ INNER JOIN {{ c.src }}.call_logs_voiceagent AS cl ON st.id = cl.id
 WHERE
     st.reason IS NOT NULL
     {{ inc.in_changed_bucket("st.id", window) }}
-    AND NOT EXISTS (
-        SELECT 1 FROM {{ c.tgt }}.voice_calls AS landed
-        WHERE landed.id = st.id
-    )
 ON CONFLICT (source_table, source_id) DO UPDATE SET
     reason = excluded.reason,
     source_row = excluded.source_row,
@@ -186,9 +196,9 @@ SET LOCAL enable_nestloop = off;
 
 {{ write_calls(fresh=False) }};
 
--- A call that is landed is not quarantined: one that lands now (its user gained an organization)
--- leaves the quarantine, and one landed earlier stays landed. The quarantined calls are few: each is
--- looked up by id, rather than hashing every landed call (0.5 s per partition at 1M calls).
+-- Every call is landed or quarantined, never both, and neither for a call the legacy database no longer
+-- holds: a quarantined call that lands now, or is gone, leaves the quarantine. The quarantined calls
+-- are few: each is looked up by id, rather than hashing every call (0.5 s per partition at 1M calls).
 SET LOCAL enable_nestloop = on;
 
 DELETE FROM {{ c.tgt }}.migration_rejects AS r
@@ -196,10 +206,98 @@ WHERE
     r.source_table = 'call_logs_voiceagent'
     AND {{ inc.in_partition("r.source_id::uuid") }}
     {{ inc.in_changed_bucket("r.source_id::uuid", window) }}
-    AND EXISTS (
-        SELECT 1 FROM {{ c.tgt }}.voice_calls AS landed
-        WHERE landed.id = r.source_id::uuid
-    );
+    AND NOT EXISTS (
+        SELECT 1 FROM call_state AS st
+        WHERE st.id = r.source_id::uuid AND st.reason IS NOT NULL
+    )
+    {%- if window %}
+    AND (
+        EXISTS (
+            SELECT 1 FROM call_state AS st
+            WHERE st.id = r.source_id::uuid
+        )
+        OR NOT EXISTS (
+            SELECT 1 FROM {{ c.src }}.call_logs_voiceagent AS cl
+            WHERE cl.id = r.source_id::uuid
+        )
+    )
+    {%- endif %};
+
+-- The calls the migration wrote that no legacy call maps onto any more (deleted from the legacy
+-- database, or quarantined now) leave the target, counted as deleted. A full run looks in the buckets
+-- it rebuilds; a windowed run at the calls of its window (by the started_at they landed with).
+CREATE TEMP TABLE unmapped_calls ON COMMIT DROP AS
+SELECT written.id
+FROM {{ c.tgt }}.{{ table.owned_ids }} AS written
+{%- if window %}
+INNER JOIN {{ c.tgt }}.voice_calls AS vc ON written.id = vc.id
+{%- endif %}
+WHERE
+    {{ inc.in_partition("written.id") }}
+    {{ inc.in_changed_bucket("written.id", window) }}
+    {%- if window %}
+    AND vc.started_at >= ({{ window.start_sql }} AT TIME ZONE 'UTC')
+    AND vc.started_at < ({{ window.end_sql }} AT TIME ZONE 'UTC')
+    AND (
+        NOT EXISTS (
+            SELECT 1 FROM {{ c.src }}.call_logs_voiceagent AS cl
+            WHERE cl.id = written.id
+        )
+        OR EXISTS (
+            SELECT 1 FROM call_state AS st
+            WHERE st.id = written.id AND st.reason IS NOT NULL
+        )
+    )
+    {%- else %}
+    AND NOT EXISTS (
+        SELECT 1 FROM call_state AS st
+        WHERE st.id = written.id AND st.reason IS NULL
+    )
+    {%- endif %};
+
+{{ c.deletion_valve(table, "unmapped_calls",
+    migrated="SELECT count(*) FROM " ~ c.tgt ~ "." ~ table.owned_ids ~ " AS written WHERE " ~ inc.in_partition("written.id"),
+    rows_divisor=inc.partition_count) }}
+
+WITH removed AS (
+    DELETE FROM {{ c.tgt }}.voice_calls AS vc
+    USING unmapped_calls AS u
+    WHERE vc.id = u.id
+    RETURNING vc.tenant_id
+)
+
+INSERT INTO {{ c.tgt }}.migration_run_writes AS w (run_id, source_table, tenant_id, part, inserted, updated, deleted)
+SELECT
+    {{ c.run }},
+    'call_logs_voiceagent',
+    removed.tenant_id,
+    {{ inc.partition_index }},
+    0,
+    0,
+    count(*)
+FROM removed
+GROUP BY removed.tenant_id
+ON CONFLICT (run_id, source_table, tenant_id, part) DO UPDATE SET
+    deleted = w.deleted + excluded.deleted;
+
+DELETE FROM {{ c.tgt }}.{{ table.owned_ids }} AS written
+USING unmapped_calls AS u
+WHERE written.id = u.id;
+
+{#- A windowed run answers for the calls of its window only (by the started_at they landed with). -#}
+{%- set in_scope -%}
+{{ inc.in_partition("written.id") }}
+{%- if window %}
+        AND EXISTS (
+            SELECT 1 FROM {{ c.tgt }}.voice_calls AS vc
+            WHERE
+                vc.id = written.id
+                AND vc.started_at >= ({{ window.start_sql }} AT TIME ZONE 'UTC')
+                AND vc.started_at < ({{ window.end_sql }} AT TIME ZONE 'UTC')
+        )
+{%- endif %}
+{%- endset %}
+{{ c.record_orphans(table, part=inc.partition_index, in_part=in_scope) }};
 
 -- noqa: disable=LT02
 {% if not window -%}

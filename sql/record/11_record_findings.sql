@@ -58,7 +58,9 @@ WHERE
 
 ANALYZE flagged_calls, dangling_calls;
 
-DELETE FROM {{ c.tgt }}.migration_findings;
+-- The calls' findings are rebuilt; those the steps record (a lead the application took over) stay.
+DELETE FROM {{ c.tgt }}.migration_findings
+WHERE source_table = 'call_logs_voiceagent';
 
 INSERT INTO {{ c.tgt }}.migration_findings (
     kind, source_table, source_id, tenant_id, referenced_id, referenced_tenant_id, covered_by_grant

@@ -1,7 +1,8 @@
 -- The run's account, computed once: per legacy table (of the catalog) and tenant, the rows in scope,
--- how many landed (in the lineage, or in the target under their own id) and were rejected (in the
--- quarantine, by reason), those that break conservation (in neither, or in both), what the run's
--- upserts inserted and updated (migration_run_writes), what they left unchanged, and the
+-- how many landed (in the lineage, or among the ids the migration wrote) and were rejected (in the
+-- quarantine, by reason), those written after the run's snapshot that no step took yet (pending: the
+-- next run's), those that break conservation (in neither, or in both), what the run's steps inserted,
+-- updated and removed from the target (migration_run_writes), what they left unchanged, and the
 -- cross-tenant findings among its calls. Scope: every row of the small tables (every run brings
 -- them up to date), the calls of the run's window (all of them when it has none).
 -- Recorded per tenant in migration_run_tables (read by check_run_balanced and report_run) and summed
@@ -41,6 +42,7 @@ SELECT
     lg.source_table,
     lg.tenant_id,
     lg.source_id,
+    lg.row_version,
     r.reason,
     m.source_id IS NOT NULL AS landed,
     r.source_id IS NOT NULL AS rejected
@@ -60,12 +62,13 @@ SELECT
     '{{ table.source_table }}',
     {{ c.tenant_of(table) }},
     lg.{{ table.source_key }}::text,
+    lg.xmin,
     r.reason,
     landed.id IS NOT NULL,
     r.source_id IS NOT NULL
 FROM {{ c.src }}.{{ table.source_table }} AS lg
 {{- c.owner_join(table) }}
-LEFT JOIN {{ c.tgt }}.{{ table.target_table }} AS landed ON lg.{{ table.source_key }} = landed.id
+LEFT JOIN {{ c.tgt }}.{{ table.owned_ids }} AS landed ON lg.{{ table.source_key }} = landed.id
 LEFT JOIN {{ c.tgt }}.migration_rejects AS r
     ON r.source_table = '{{ table.source_table }}' AND lg.{{ table.source_key }}::text = r.source_id
 {%- if table.window_column %}
@@ -85,7 +88,13 @@ SELECT
     count(*) AS in_scope,
     count(*) FILTER (WHERE o.landed) AS landed,
     count(*) FILTER (WHERE o.rejected) AS rejected,
-    count(*) FILTER (WHERE NOT o.landed AND NOT o.rejected) AS missing,
+    -- Written after the run's snapshot and not taken yet: the next run's (evaluated for those rows only).
+    count(*) FILTER (
+        WHERE NOT o.landed AND NOT o.rejected AND {{ c.written_after_snapshot("o.row_version") }}
+    ) AS pending,
+    count(*) FILTER (
+        WHERE NOT o.landed AND NOT o.rejected AND NOT {{ c.written_after_snapshot("o.row_version") }}
+    ) AS missing,
     count(*) FILTER (WHERE o.landed AND o.rejected) AS doubled
 FROM ({{ outcomes }}) AS o
 GROUP BY o.source_table, o.tenant_id, o.reason;
@@ -113,7 +122,7 @@ WHERE run_id = {{ c.run }};
 
 INSERT INTO {{ c.tgt }}.migration_run_tables (
     run_id, source_table, target_table, tenant_id, in_scope, landed, inserted, updated, unchanged, rejected,
-    missing, doubled, unbalanced_ids, rejected_by_reason, cross_tenant_findings
+    pending, deleted, missing, doubled, unbalanced_ids, rejected_by_reason, cross_tenant_findings
 )
 WITH per_tenant AS (
     SELECT
@@ -123,6 +132,7 @@ WITH per_tenant AS (
         sum(s.landed) AS landed,
         sum(s.rejected) AS rejected,
         sum(s.missing) AS missing,
+        sum(s.pending) AS pending,
         sum(s.doubled) AS doubled,
         coalesce(
             jsonb_object_agg(s.reason, s.rejected) FILTER (WHERE s.reason IS NOT NULL), '{}'
@@ -139,7 +149,8 @@ writes AS (
         w.source_table,
         w.tenant_id,
         sum(w.inserted) AS inserted,
-        sum(w.updated) AS updated
+        sum(w.updated) AS updated,
+        sum(w.deleted) AS deleted
     FROM {{ c.tgt }}.migration_run_writes AS w
     WHERE w.run_id = {{ c.run }}
     GROUP BY w.source_table, w.tenant_id
@@ -158,26 +169,46 @@ findings AS (
     GROUP BY f.tenant_id
 )
 
+-- A tenant may have only deletions (its last rows left the legacy database): writes join in full.
 SELECT
     {{ c.run }},
     t.source_table,
     t.target_table,
-    pt.tenant_id,
-    pt.in_scope,
-    pt.landed,
-    coalesce(w.inserted, 0),
-    coalesce(w.updated, 0),
-    pt.in_scope - pt.rejected - coalesce(w.inserted, 0) - coalesce(w.updated, 0),
-    pt.rejected,
-    pt.missing,
-    pt.doubled,
-    pt.unbalanced_ids,
-    pt.rejected_by_reason,
+    acc.tenant_id,
+    coalesce(acc.in_scope, 0),
+    coalesce(acc.landed, 0),
+    coalesce(acc.inserted, 0),
+    coalesce(acc.updated, 0),
+    coalesce(acc.in_scope, 0) - coalesce(acc.rejected, 0) - coalesce(acc.pending, 0) - coalesce(acc.inserted, 0)
+    - coalesce(acc.updated, 0),
+    coalesce(acc.rejected, 0),
+    coalesce(acc.pending, 0),
+    coalesce(acc.deleted, 0),
+    coalesce(acc.missing, 0),
+    coalesce(acc.doubled, 0),
+    coalesce(acc.unbalanced_ids, ''),
+    coalesce(acc.rejected_by_reason, '{}'),
     CASE WHEN t.source_table = 'call_logs_voiceagent' THEN coalesce(f.cross_tenant_findings, 0) ELSE 0 END
 FROM {{ c.migrated_tables() }}
-INNER JOIN per_tenant AS pt ON t.source_table = pt.source_table
-LEFT JOIN writes AS w ON pt.source_table = w.source_table AND pt.tenant_id IS NOT DISTINCT FROM w.tenant_id
-LEFT JOIN findings AS f ON pt.tenant_id = f.tenant_id;
+INNER JOIN (
+    SELECT
+        coalesce(pt.source_table, w.source_table) AS source_table,
+        coalesce(pt.tenant_id, w.tenant_id) AS tenant_id,
+        pt.in_scope,
+        pt.landed,
+        pt.rejected,
+        pt.pending,
+        pt.missing,
+        pt.doubled,
+        pt.unbalanced_ids,
+        pt.rejected_by_reason,
+        w.inserted,
+        w.updated,
+        w.deleted
+    FROM per_tenant AS pt
+    FULL JOIN writes AS w ON pt.source_table = w.source_table AND pt.tenant_id IS NOT DISTINCT FROM w.tenant_id
+) AS acc ON t.source_table = acc.source_table
+LEFT JOIN findings AS f ON acc.tenant_id = f.tenant_id;
 
 -- The same account summed per table: the reconciliation (every table of the catalog, an empty one too).
 DELETE FROM {{ c.tgt }}.migration_reconciliation
@@ -185,7 +216,7 @@ WHERE run_id = {{ c.run }};
 
 INSERT INTO {{ c.tgt }}.migration_reconciliation (
     run_id, window_start, window_end, position, source_table, target_table, legacy_rows, landed, rejected,
-    missing, doubled, unbalanced_ids, rejected_by_reason
+    pending, deleted, missing, doubled, unbalanced_ids, rejected_by_reason
 )
 SELECT
     {{ c.run }},
@@ -197,6 +228,8 @@ SELECT
     coalesce(sum(a.in_scope), 0),
     coalesce(sum(a.landed), 0),
     coalesce(sum(a.rejected), 0),
+    coalesce(sum(a.pending), 0),
+    coalesce(sum(a.deleted), 0),
     coalesce(sum(a.missing), 0),
     coalesce(sum(a.doubled), 0),
     {{ first_ids("string_agg(a.unbalanced_ids, ' ')") }},

@@ -14,6 +14,7 @@ WITH tenants AS (
         count(*) FILTER (WHERE t.xmin = pg_current_xact_id()::xid AND before.id IS NOT NULL) AS would_update,
         count(*) FILTER (WHERE t.xmin <> pg_current_xact_id()::xid) AS unchanged,
         0 AS would_reject,
+        0 AS would_delete,
         count(*) FILTER (WHERE t.id IS NULL) AS missing,
         '' AS rejected_by_reason
     FROM (
@@ -34,6 +35,7 @@ legacy_tables AS (
         coalesce(sum(a.updated), 0)::bigint AS would_update,
         coalesce(sum(a.unchanged), 0)::bigint AS unchanged,
         recon.rejected AS would_reject,
+        recon.deleted AS would_delete,
         recon.missing,
         recon.rejected_by_reason
     FROM {{ c.tgt }}.migration_reconciliation AS recon
@@ -42,7 +44,7 @@ legacy_tables AS (
     WHERE recon.run_id = {{ c.run }}
     GROUP BY
         recon.position, recon.source_table, recon.target_table, recon.legacy_rows, recon.rejected,
-        recon.missing, recon.rejected_by_reason
+        recon.deleted, recon.missing, recon.rejected_by_reason
 )
 
 SELECT
@@ -53,6 +55,7 @@ SELECT
     would_update,
     unchanged,
     would_reject,
+    would_delete,
     missing,
     rejected_by_reason
 FROM (

@@ -6,6 +6,8 @@ SELECT
     legacy_rows,
     landed,
     rejected,
+    pending,
+    deleted,
     missing,
     doubled,
     unbalanced_ids,

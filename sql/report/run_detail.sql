@@ -8,6 +8,8 @@ SELECT
     d.updated,
     d.unchanged,
     d.rejected,
+    d.pending,
+    d.deleted,
     coalesce(
         (
             SELECT string_agg(reason.key || '=' || reason.value, ', ' ORDER BY reason.key)

@@ -1,5 +1,6 @@
 -- The way back: removes exactly the rows the migration created, found through its lineage, and its
--- bookkeeping of them (lineage, quarantine, call buckets, findings), in one transaction. The main
+-- bookkeeping of them (lineage, ids of the calls it wrote, quarantine, call buckets, findings), in one
+-- transaction. The main
 -- application's own rows are never touched: leads it created (and leads the migration only linked),
 -- cache rows, tenants it created or that anything still references. What stays, on purpose: the target
 -- tables (empty of migrated rows), the columns added to the application's leads and caches (nullable,
@@ -31,20 +32,22 @@ BEGIN
 END
 $$;
 
--- The catalog's tables, last migrated first. A table whose rows keep their legacy id (the calls) is its
--- own id map; the others are found through the lineage.
+-- The catalog's tables, last migrated first: the rows the migration wrote, found through the ids it
+-- keeps of a table whose rows keep their legacy id (the calls) and through the lineage for the others
+-- (never a row a legacy row was only linked onto).
 {%- for table in catalog | reverse %}
 
-{%- if table.lineage == "same id" %}
+{%- if table.owned_ids %}
 DELETE FROM {{ c.tgt }}.{{ table.target_table }} AS t
-USING {{ c.src }}.{{ table.source_table }} AS lg
-WHERE t.id = lg.{{ table.source_key }};
+USING {{ c.tgt }}.{{ table.owned_ids }} AS written
+WHERE t.id = written.id;
 {%- else %}
 DELETE FROM {{ c.tgt }}.{{ table.target_table }} AS t
 USING {{ c.tgt }}.migration_lineage AS m
 WHERE
     m.source_table = '{{ table.source_table }}'
     AND t.id::text = m.target_id
+    AND NOT m.linked
     {%- if table.rollback_only %}
     AND {{ table.rollback_only }}
     {%- endif %};
@@ -71,7 +74,8 @@ WHERE
     );
 
 TRUNCATE {{ c.tgt }}.migration_lineage, {{ c.tgt }}.migration_rejects, {{ c.tgt }}.migration_call_buckets,
-{{ c.tgt }}.migration_findings;
+{{ c.tgt }}.migration_findings
+{%- for table in catalog if table.owned_ids %}, {{ c.tgt }}.{{ table.owned_ids }}{% endfor %};
 
 -- The rollback is a run too: its record says so (params.rollback).
 INSERT INTO {{ c.tgt }}.migration_runs AS r (
