@@ -13,8 +13,9 @@ Any other error is raised as it is and retried, the steps being idempotent.
 
 from __future__ import annotations
 
+import difflib
 import time
-from collections.abc import Generator, Sequence
+from collections.abc import Collection, Generator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing, contextmanager
 from datetime import timedelta
@@ -24,6 +25,8 @@ from airflow.providers.common.sql.hooks.handlers import fetch_all_handler
 from airflow.providers.common.sql.operators.sql import BaseSQLOperator, SQLExecuteQueryOperator
 from airflow.sdk import BaseOperator, task
 from airflow.sdk.exceptions import AirflowFailException
+
+from voice_agent_migration.params import MIGRATION_PARAMS
 
 CONN_ID = "voice_agent_db"
 
@@ -304,11 +307,27 @@ def dry_run_of(step_files: Sequence[str], before_sql: str, report_sql: str) -> D
     )
 
 
+def refuse_unknown_params(conf: Mapping[str, Any] | None, known: Collection[str] = tuple(MIGRATION_PARAMS)) -> None:
+    """Refuse (for good) a run whose conf holds a key that is not a param of the DAG: Airflow keeps such a
+    key as an extra param and runs on, so a typo (`windw_start`) would run with the default instead."""
+    unknown = sorted(set(conf or {}) - set(known))
+    if unknown:
+        named = ", ".join(
+            key + "".join(f" (did you mean {match}?)" for match in difflib.get_close_matches(key, known, n=1))
+            for key in unknown
+        )
+        raise AirflowFailException(
+            f"unknown params in the run's conf: {named}; known params: {', '.join(sorted(known))}"
+        )
+
+
 def choose_mode(*, dry_run: BaseOperator, rollback: BaseOperator, migrate: BaseOperator) -> Any:
-    """Branch on the params: the dry run alone, the rollback alone, or the migration and its checks."""
+    """Branch on the params: the dry run alone, the rollback alone, or the migration and its checks.
+    First, it refuses a conf naming a param the DAG does not have, before any other task runs."""
 
     @task.branch(task_id="choose_mode")
-    def choose(params: dict[str, Any] | None = None) -> str:
+    def choose(params: dict[str, Any] | None = None, dag_run: Any = None) -> str:
+        refuse_unknown_params(getattr(dag_run, "conf", None))
         params = params or {}
         if params.get("dry_run") and params.get("rollback"):
             raise AirflowFailException("dry_run and rollback exclude each other: choose one")

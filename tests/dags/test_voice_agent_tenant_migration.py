@@ -202,3 +202,25 @@ def test_an_inconsistent_window_fails_the_first_step_for_good_before_anything_is
     assert demo_db.rows("SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace ORDER BY 1") == (
         relations
     )
+
+
+def test_a_misspelt_param_is_refused_before_any_data_task_runs(demo_db, capfd):
+    """Airflow keeps a conf key that is no param as an extra param: choose_mode refuses it, for good."""
+    relations = demo_db.rows("SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace ORDER BY 1")
+    capfd.readouterr()
+
+    states = run_dag(demo_db, {"windw_start": "2025-01-02T00:00:00+00:00"}, step_retries=True)
+
+    assert states["choose_mode"] == ("failed", 1)
+    assert {state for task, (state, _) in states.items() if task not in {"choose_mode", "report_run"}} <= {
+        "upstream_failed",
+        "skipped",
+        "None",
+    }
+    out = capfd.readouterr()
+    assert "unknown params in the run's conf: windw_start (did you mean window_start?); known params: " in (
+        out.out + out.err
+    )
+    assert demo_db.rows("SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace ORDER BY 1") == (
+        relations
+    )

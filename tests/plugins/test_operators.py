@@ -17,7 +17,9 @@ from voice_agent_migration.operators import (
     PartitionedSQLOperator,
     format_table,
     migration_check,
+    refuse_unknown_params,
 )
+from voice_agent_migration.params import MIGRATION_PARAMS
 
 
 def test_format_table_aligns_text_left_and_numbers_right():
@@ -152,3 +154,16 @@ def test_a_refusal_in_the_dry_run_is_final(db_conn):
     with pytest.raises(MigrationRefused) as refused:
         dry_run.execute({})
     assert str(refused.value) == REFUSAL
+
+
+def test_a_conf_naming_an_unknown_param_is_refused_naming_it_and_the_known_ones():
+    with pytest.raises(AirflowFailException) as refused:
+        refuse_unknown_params({"windw_start": "2025-01-02T00:00:00+00:00", "dry_run": True})
+    message = str(refused.value)
+    assert message.startswith("unknown params in the run's conf: windw_start (did you mean window_start?); ")
+    assert message.endswith("known params: " + ", ".join(sorted(MIGRATION_PARAMS)))
+
+
+@pytest.mark.parametrize("conf", [None, {}, dict.fromkeys(MIGRATION_PARAMS)])
+def test_a_conf_of_known_params_only_passes(conf):
+    refuse_unknown_params(conf)
