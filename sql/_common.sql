@@ -423,3 +423,62 @@ ON CONFLICT (run_id, source_table, part) DO UPDATE SET
     orphaned = excluded.orphaned,
     example_ids = excluded.example_ids
 {%- endmacro -%}
+
+{#-
+  Every legacy row of catalog table `table` in scope (the calls of `window`, of the partition `in_part`
+  for a condition on `lg`) with its tenant and outcome: landed (in the lineage; for a table whose rows
+  keep their legacy id, among the ids the migration wrote) and rejected (in the quarantine, with its
+  reason). Only the small tables' ids are compared as text; the calls' as uuids.
+-#}
+{%- macro outcomes(table, window, in_part="TRUE") -%}
+SELECT
+    lg.tenant_id,
+    lg.source_id,
+    r.reason,
+    landed.id IS NOT NULL AS landed,
+    r.source_id IS NOT NULL AS rejected
+FROM (
+    {{ legacy_rows(table, window) }}
+    {{ "AND" if table.window_column else "WHERE" }} {{ in_part }}
+) AS lg
+{%- if table.owned_ids %}
+LEFT JOIN {{ tgt }}.{{ table.owned_ids }} AS landed ON lg.source_id::uuid = landed.id
+{%- else %}
+LEFT JOIN (
+    SELECT m.source_id AS id
+    FROM {{ tgt }}.migration_lineage AS m
+    WHERE m.source_table = '{{ table.source_table }}'
+) AS landed ON lg.source_id = landed.id
+{%- endif %}
+LEFT JOIN {{ tgt }}.migration_rejects AS r
+    ON r.source_table = '{{ table.source_table }}' AND lg.source_id = r.source_id
+{%- endmacro -%}
+
+{#-
+  The step's account of its table, in its own transaction (one snapshot with its writes, so the
+  legacy application's later writes cannot unbalance it): per tenant and reason, the rows in scope,
+  landed, rejected, and those that break conservation (in neither, or in both) with a few of their
+  ids. record_run_account adds the writes and sums it up. `part`: the call step's partition.
+-#}
+{%- macro record_scope(table, window, part="0", in_part="TRUE") -%}
+DELETE FROM {{ tgt }}.migration_run_scope
+WHERE run_id = {{ run }} AND source_table = '{{ table.source_table }}' AND part = {{ part }};
+
+INSERT INTO {{ tgt }}.migration_run_scope (
+    run_id, source_table, part, tenant_id, reason, in_scope, landed, rejected, missing, doubled, unbalanced_ids
+)
+SELECT
+    {{ run }},
+    '{{ table.source_table }}',
+    {{ part }},
+    o.tenant_id,
+    o.reason,
+    count(*),
+    count(*) FILTER (WHERE o.landed),
+    count(*) FILTER (WHERE o.rejected),
+    count(*) FILTER (WHERE NOT o.landed AND NOT o.rejected),
+    count(*) FILTER (WHERE o.landed AND o.rejected),
+    coalesce(array_to_string((array_agg(o.source_id ORDER BY o.source_id) FILTER (WHERE o.landed = o.rejected))[1:5], ' '), '')
+FROM ({{ outcomes(table, window, in_part) }}) AS o
+GROUP BY o.tenant_id, o.reason
+{%- endmacro -%}

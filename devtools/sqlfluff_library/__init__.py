@@ -6,4 +6,11 @@ from voice_agent_migration.catalog import catalog_table, legacy_columns
 from voice_agent_migration.templating import SQL_FILTERS as SQLFLUFF_JINJA_FILTERS
 from voice_agent_migration.window import migration_run_type, migration_window
 
-__all__ = ["SQLFLUFF_JINJA_FILTERS", "catalog", "catalog_table", "legacy_columns", "migration_run_type", "migration_window"]
+__all__ = [
+    "SQLFLUFF_JINJA_FILTERS",
+    "catalog",
+    "catalog_table",
+    "legacy_columns",
+    "migration_run_type",
+    "migration_window",
+]

@@ -172,7 +172,6 @@ CATALOG: tuple[MigratedTable, ...] = (
 )
 
 
-
 def catalog_table(source_table: str) -> MigratedTable:
     """The catalog's entry for a legacy table (a step's SQL: `{% set table = catalog_table("leads_voiceagent") %}`)."""
     (found,) = [table for table in CATALOG if table.source_table == source_table]

@@ -41,5 +41,8 @@ CREATE TEMP TABLE staged ON COMMIT DROP AS
 
 {{ c.record_orphans(table) }};
 
+-- The table's account, in this step's snapshot.
+{{ c.record_scope(table, None) }};
+
 -- Done with it (a dry run runs every step in one transaction, so it must not outlive its step).
 DROP TABLE staged;

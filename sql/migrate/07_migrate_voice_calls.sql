@@ -284,6 +284,9 @@ DELETE FROM {{ c.tgt }}.{{ table.owned_ids }} AS written
 USING unmapped_calls AS u
 WHERE written.id = u.id;
 
+-- Whole-table passes again: hash joins.
+SET LOCAL enable_nestloop = off;
+
 {#- A windowed run answers for the calls of its window only (by the started_at they landed with). -#}
 {%- set in_scope -%}
 {{ inc.in_partition("written.id") }}
@@ -298,6 +301,9 @@ WHERE written.id = u.id;
 {%- endif %}
 {%- endset %}
 {{ c.record_orphans(table, part=inc.partition_index, in_part=in_scope) }};
+
+-- The partition's account of its calls (of the window), in this step's snapshot.
+{{ c.record_scope(table, window, part=inc.partition_index, in_part=inc.in_partition("lg.id")) }};
 
 -- noqa: disable=LT02
 {% if not window -%}

@@ -1,10 +1,10 @@
--- The run's account, computed once: per legacy table (of the catalog) and tenant, the rows in scope,
--- how many landed (in the lineage, or among the ids the migration wrote) and were rejected (in the
--- quarantine, by reason), those written after the run's snapshot that no step took yet (pending: the
--- next run's), those that break conservation (in neither, or in both), what the run's steps inserted,
--- updated and removed from the target (migration_run_writes), what they left unchanged, and the
--- cross-tenant findings among its calls. Scope: every row of the small tables (every run brings
--- them up to date), the calls of the run's window (all of them when it has none).
+-- The run's account: per legacy table (of the catalog) and tenant, the rows in scope, landed (in the
+-- lineage, or among the ids the migration wrote) and rejected (in the quarantine, by reason), and
+-- those that break conservation (in neither, or in both), as each step counted them in its own
+-- transaction; what the steps inserted, updated and removed from the target (migration_run_writes);
+-- what they left unchanged; the rows written after a step took its table (pending: the next run's);
+-- and the cross-tenant findings among its calls. Scope: every row of the small tables (every run
+-- brings them up to date), the calls of the run's window (all of them when it has none).
 -- Recorded per tenant in migration_run_tables (read by check_run_balanced and report_run) and summed
 -- per table in migration_reconciliation (read by check_conservation and report_reconciliation).
 {% import "_common.sql" as c with context %}
@@ -32,88 +32,47 @@ coalesce((
 SET LOCAL enable_nestloop = off;
 ANALYZE {{ c.tgt }}.migration_rejects, {{ c.tgt }}.migration_findings, {{ c.tgt }}.migration_lineage;
 
-{#-
-  Every legacy row in scope with its tenant and outcome: landed (in the lineage; for a table whose
-  rows keep their legacy id, in the target under that id) and rejected (in the quarantine, with
-  its reason). Only the small tables' ids are compared as text; the calls' as uuids.
--#}
-{%- set outcomes -%}
-SELECT
-    lg.source_table,
-    lg.tenant_id,
-    lg.source_id,
-    lg.row_version,
-    r.reason,
-    m.source_id IS NOT NULL AS landed,
-    r.source_id IS NOT NULL AS rejected
-FROM (
-    {%- for table in catalog if table.lineage == "stored" %}
-    {{ "UNION ALL" if not loop.first }}
-    {{ c.legacy_rows(table, window) }}
-    {%- endfor %}
-) AS lg
-LEFT JOIN {{ c.tgt }}.migration_lineage AS m
-    ON lg.source_table = m.source_table AND lg.source_id = m.source_id
-LEFT JOIN {{ c.tgt }}.migration_rejects AS r
-    ON lg.source_table = r.source_table AND lg.source_id = r.source_id
-{%- for table in catalog if table.lineage == "same id" %}
-UNION ALL
-SELECT
-    '{{ table.source_table }}',
-    {{ c.tenant_of(table) }},
-    lg.{{ table.source_key }}::text,
-    lg.xmin,
-    r.reason,
-    landed.id IS NOT NULL,
-    r.source_id IS NOT NULL
-FROM {{ c.src }}.{{ table.source_table }} AS lg
-{{- c.owner_join(table) }}
-LEFT JOIN {{ c.tgt }}.{{ table.owned_ids }} AS landed ON lg.{{ table.source_key }} = landed.id
-LEFT JOIN {{ c.tgt }}.migration_rejects AS r
-    ON r.source_table = '{{ table.source_table }}' AND lg.{{ table.source_key }}::text = r.source_id
-{%- if table.window_column %}
-WHERE {{ c.in_window("lg." ~ table.window_column, window) }}
-{%- endif %}
-{%- endfor %}
-{%- endset -%}
-
--- The rows in scope counted per table, tenant and (for a quarantined row) reason: plain counts, so
--- that the pass over the calls may aggregate in parallel workers (into a temp table: an INSERT's
--- query cannot use them).
+-- The rows in scope, as each step counted them in its own transaction (migration_run_scope, per
+-- partition of the calls), and the rows written after a step took its table: legacy rows in scope now
+-- that are neither landed nor rejected, pending for the next run (counted per tenant, never failing).
 CREATE TEMP TABLE run_scope ON COMMIT DROP AS
 SELECT
-    o.source_table,
-    o.tenant_id,
-    o.reason,
-    count(*) AS in_scope,
-    count(*) FILTER (WHERE o.landed) AS landed,
-    count(*) FILTER (WHERE o.rejected) AS rejected,
-    -- Written after the run's snapshot and not taken yet: the next run's (evaluated for those rows only).
-    count(*) FILTER (
-        WHERE NOT o.landed AND NOT o.rejected AND {{ c.written_after_snapshot("o.row_version") }}
-    ) AS pending,
-    count(*) FILTER (
-        WHERE NOT o.landed AND NOT o.rejected AND NOT {{ c.written_after_snapshot("o.row_version") }}
-    ) AS missing,
-    count(*) FILTER (WHERE o.landed AND o.rejected) AS doubled
-FROM ({{ outcomes }}) AS o
-GROUP BY o.source_table, o.tenant_id, o.reason;
-
--- A few ids of the rows that break conservation (in neither, or in both), per table and tenant;
--- a second pass only when there are any (the uncorrelated EXISTS is a one-time filter).
-CREATE TEMP TABLE run_unbalanced ON COMMIT DROP AS
+    s.source_table,
+    s.tenant_id,
+    s.reason,
+    sum(s.in_scope) AS in_scope,
+    sum(s.landed) AS landed,
+    sum(s.rejected) AS rejected,
+    sum(s.missing) AS missing,
+    sum(s.doubled) AS doubled,
+    0 AS pending,
+    string_agg(nullif(s.unbalanced_ids, ''), ' ') AS unbalanced_ids
+FROM {{ c.tgt }}.migration_run_scope AS s
+WHERE s.run_id = {{ c.run }}
+GROUP BY s.source_table, s.tenant_id, s.reason
+UNION ALL
 SELECT
-    o.source_table,
-    o.tenant_id,
-    array_to_string((array_agg(o.source_id ORDER BY o.source_id))[1:5], ' ') AS unbalanced_ids
-FROM ({{ outcomes }}) AS o
-WHERE
-    o.landed = o.rejected
-    AND EXISTS (
-        SELECT 1 FROM run_scope AS s
-        WHERE s.missing + s.doubled > 0
-    )
-GROUP BY o.source_table, o.tenant_id;
+    now_pending.source_table,
+    now_pending.tenant_id,
+    NULL,
+    0,
+    0,
+    0,
+    0,
+    0,
+    count(*),
+    NULL
+FROM (
+    {%- for table in catalog %}
+    {{ "UNION ALL" if not loop.first }}
+    SELECT
+        '{{ table.source_table }}' AS source_table,
+        o.tenant_id
+    FROM ({{ c.outcomes(table, window) }}) AS o
+    WHERE NOT o.landed AND NOT o.rejected
+    {%- endfor %}
+) AS now_pending
+GROUP BY now_pending.source_table, now_pending.tenant_id;
 
 ANALYZE run_scope;
 
@@ -131,16 +90,14 @@ WITH per_tenant AS (
         sum(s.in_scope) AS in_scope,
         sum(s.landed) AS landed,
         sum(s.rejected) AS rejected,
-        sum(s.missing) AS missing,
         sum(s.pending) AS pending,
+        sum(s.missing) AS missing,
         sum(s.doubled) AS doubled,
         coalesce(
-            jsonb_object_agg(s.reason, s.rejected) FILTER (WHERE s.reason IS NOT NULL), '{}'
+            jsonb_object_agg(s.reason, s.rejected) FILTER (WHERE s.reason IS NOT NULL AND s.rejected > 0), '{}'
         ) AS rejected_by_reason,
-        coalesce(min(u.unbalanced_ids), '') AS unbalanced_ids
+        {{ first_ids("string_agg(s.unbalanced_ids, ' ')") }} AS unbalanced_ids
     FROM run_scope AS s
-    LEFT JOIN run_unbalanced AS u
-        ON s.source_table = u.source_table AND s.tenant_id IS NOT DISTINCT FROM u.tenant_id
     GROUP BY s.source_table, s.tenant_id
 ),
 
@@ -179,8 +136,7 @@ SELECT
     coalesce(acc.landed, 0),
     coalesce(acc.inserted, 0),
     coalesce(acc.updated, 0),
-    coalesce(acc.in_scope, 0) - coalesce(acc.rejected, 0) - coalesce(acc.pending, 0) - coalesce(acc.inserted, 0)
-    - coalesce(acc.updated, 0),
+    coalesce(acc.in_scope, 0) - coalesce(acc.rejected, 0) - coalesce(acc.inserted, 0) - coalesce(acc.updated, 0),
     coalesce(acc.rejected, 0),
     coalesce(acc.pending, 0),
     coalesce(acc.deleted, 0),
@@ -250,4 +206,4 @@ LEFT JOIN {{ c.tgt }}.migration_run_tables AS a
 GROUP BY t.position, t.source_table, t.target_table;
 
 -- Done with it (a dry run runs every step in one transaction).
-DROP TABLE run_scope, run_unbalanced;
+DROP TABLE run_scope;

@@ -322,6 +322,24 @@ ADD COLUMN IF NOT EXISTS pending bigint NOT NULL DEFAULT 0;
 ALTER TABLE {{ c.tgt }}.migration_runs
 ADD COLUMN IF NOT EXISTS legacy_snapshot text;
 
+-- ... the rows each step had in scope, per tenant and reason, counted in its own transaction (the
+-- account's first half: see record_scope in _common.sql) ...
+CREATE TABLE IF NOT EXISTS {{ c.tgt }}.migration_run_scope (
+    run_id text NOT NULL,
+    source_table text NOT NULL,
+    part integer NOT NULL,
+    tenant_id uuid,
+    reason text,
+    in_scope bigint NOT NULL,
+    landed bigint NOT NULL,
+    rejected bigint NOT NULL,
+    missing bigint NOT NULL,
+    doubled bigint NOT NULL,
+    unbalanced_ids text NOT NULL
+);
+
+CREATE INDEX IF NOT EXISTS migration_run_scope_run_id ON {{ c.tgt }}.migration_run_scope (run_id, source_table, part);
+
 -- ... and what each step found, in its own transaction (so the legacy application's later writes cannot
 -- blur it), of the lineage it leaves: rows whose legacy row is gone (orphaned: must be none), with a
 -- few ids. Read by check_lineage_matches_legacy.
