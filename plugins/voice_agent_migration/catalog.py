@@ -225,5 +225,3 @@ LEGACY_COLUMN_TYPES: dict[tuple[str, str], str] = {
     ("org_permissions_voiceagent", "granted_at"): "timestamptz",
     ("org_permissions_voiceagent", "expires_at"): "timestamptz",
 }
-# The SQL reads it through the template global it goes with: `legacy_columns.types`.
-legacy_columns.types = LEGACY_COLUMN_TYPES  # type: ignore[attr-defined]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import uuid
 
-from voice_agent_migration.catalog import CATALOG, catalog_table, legacy_columns
+from voice_agent_migration.catalog import CATALOG, LEGACY_COLUMN_TYPES, catalog_table, legacy_columns
 from voice_agent_migration.window import migration_run_type, migration_window
 
 IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -54,6 +54,7 @@ SQL_MACROS = {
     "catalog": CATALOG,
     "catalog_table": catalog_table,
     "legacy_columns": legacy_columns,
+    "legacy_column_types": LEGACY_COLUMN_TYPES,
     "migration_window": migration_window,
     "migration_run_type": migration_run_type,
 }

@@ -1,6 +1,6 @@
 -- Refuses to start, naming what is wrong, when the legacy schema does not exist, lacks a table or
 -- column the mapping reads (the catalog's legacy_columns), or holds one of them with another type than
--- the mapping needs (its LEGACY_COLUMN_TYPES, read as legacy_columns.types), or when an existing
+-- the mapping needs (its LEGACY_COLUMN_TYPES, read as legacy_column_types), or when an existing
 -- target table cannot hold the mapping. Writes nothing. Each refusal raises SQLSTATE VA000, which the
 -- operators make final (no retry: the same schema would be refused again). The run's window is
 -- resolved first: a malformed one fails this first step for good, before anything runs.
@@ -35,7 +35,7 @@ BEGIN
 
     typed (table_name, column_name, kind) AS (
         VALUES
-            {%- for (table_name, column_name), kind in legacy_columns.types.items() %}
+            {%- for (table_name, column_name), kind in legacy_column_types.items() %}
             ('{{ table_name }}', '{{ column_name }}', '{{ kind }}'){{ "," if not loop.last }}
             {%- endfor %}
     ),
