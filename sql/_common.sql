@@ -56,12 +56,19 @@ NOT coalesce(pg_visible_in_snapshot((
   step that hits one fails with PostgreSQL's "canceling statement due to lock timeout" (or statement
   timeout), which its log and alert show, and is retried. `partition_locks`: the call step's
   partitions hold the step lock together, then their own locks (see _incremental.sql).
+  The locks are the session's, taken before the marker line: the operators take them outside the
+  step's transaction, then run the rest as one REPEATABLE READ transaction whose single snapshot is
+  taken once the locks are held, so that every statement of the step (its writes and the account it
+  records) sees the legacy database at one instant while the legacy application keeps writing. They
+  are released when the step ends (its connection closes). Run whole (tests, the dry run), the file
+  is one transaction.
 -#}
 {%- macro serialize_step(partition_locks=None) -%}
-SELECT pg_advisory_xact_lock{{ "_shared" if partition_locks }}(hashtext('voice_agent_tenant_migration'));
+SELECT pg_advisory_lock{{ "_shared" if partition_locks }}(hashtext('voice_agent_tenant_migration'));
 {%- if partition_locks %}
 {{ partition_locks }}
 {%- endif %}
+-- the step's snapshot starts here
 SELECT
     set_config('lock_timeout', {{ params.lock_timeout | text_literal }}, TRUE),
     set_config('statement_timeout', {{ params.statement_timeout | text_literal }}, TRUE);

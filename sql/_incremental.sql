@@ -25,7 +25,7 @@ coalesce(nullif(current_setting('voice_agent_migration.partition', TRUE), '')::i
 {%- endset -%}
 
 {%- macro lock_partition() -%}
-SELECT count(pg_advisory_xact_lock(hashtext('voice_agent_tenant_migration.call_ids'), high_byte.b))
+SELECT count(pg_advisory_lock(hashtext('voice_agent_tenant_migration.call_ids'), high_byte.b))
 FROM generate_series(0, 255) AS high_byte (b)
 WHERE mod(high_byte.b, {{ partition_count }}) = {{ partition_index }};
 {%- endmacro -%}

@@ -16,7 +16,14 @@ from devtools.postgres import airflow_connection
 from voice_agent_migration.operators import step_task_id
 
 # Tables where every run appends its own record: a re-run adds to them by design.
-RUN_RECORD_TABLES = {"migration_reconciliation", "migration_runs", "migration_run_writes", "migration_run_tables"}
+RUN_RECORD_TABLES = {
+    "migration_reconciliation",
+    "migration_runs",
+    "migration_run_writes",
+    "migration_run_tables",
+    "migration_run_scope",
+    "migration_run_lineage",
+}
 
 
 def sql_file_of(task_id: str) -> str:

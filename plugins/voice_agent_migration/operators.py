@@ -103,12 +103,50 @@ def step_task_id(sql_file: str) -> str:
     return sql_file.rsplit("/", 1)[-1].removesuffix(".sql").lstrip("0123456789_")
 
 
+# The line serialize_step (sql/_common.sql) writes between a step's locks and its work.
+SNAPSHOT_MARKER = "-- the step's snapshot starts here"
+
+
+def run_step(conn: Any, sql: str, settings: Sequence[tuple[str, str]] = ()) -> None:
+    """Run a step's SQL on `conn` as serialize_step (sql/_common.sql) means it: the session `settings`
+    (name, value) and the advisory locks before SNAPSHOT_MARKER outside any transaction, then the rest
+    as one REPEATABLE READ transaction, committed, whose snapshot is taken once the locks are held:
+    every statement of the step sees the legacy database at one instant, however the legacy
+    application keeps writing. The locks are the session's: they go when `conn` closes."""
+    locks, marker, work = sql.partition(SNAPSHOT_MARKER)
+    if not marker:
+        locks, work = "", sql
+    conn.autocommit = True
+    with closing(conn.cursor()) as cur:
+        for name, value in settings:
+            cur.execute("SELECT set_config(%s, %s, false)", (name, value))
+        if locks.strip():
+            cur.execute(locks)
+    conn.autocommit = False
+    if hasattr(conn, "set_session"):  # psycopg2
+        conn.set_session(isolation_level="REPEATABLE READ")
+    else:  # psycopg 3
+        import psycopg
+
+        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+    with closing(conn.cursor()) as cur:
+        cur.execute(work)
+    conn.commit()
+
+
 class MigrationStepOperator(SQLExecuteQueryOperator):
-    """A step of sql/ in one transaction (SQLExecuteQueryOperator), whose refusals are final."""
+    """A step of sql/ in one transaction on one snapshot (see run_step), whose refusals are final.
+    Maintenance (`autocommit`, such as VACUUM) runs as SQLExecuteQueryOperator runs it."""
 
     def execute(self, context: Any) -> Any:
         with refusals_are_final():
-            return super().execute(context)
+            if self.autocommit:
+                return super().execute(context)
+            started = time.monotonic()
+            with closing(self.get_db_hook().get_conn()) as conn:
+                run_step(conn, self.sql)
+            self.log.info("%s committed in %.1fs", self.task_id, time.monotonic() - started)
+            return None
 
 
 def migration_step(sql_file: str, *, autocommit: bool = False, **kwargs: Any) -> MigrationStepOperator:
@@ -142,14 +180,14 @@ class PartitionedSQLOperator(SQLExecuteQueryOperator):
         def run(index: int) -> None:
             started = time.monotonic()
             with closing(hook.get_conn()) as conn:
-                with closing(conn.cursor()) as cur:
-                    cur.execute(
-                        "SELECT set_config('voice_agent_migration.partitions', %s, false),"
-                        " set_config('voice_agent_migration.partition', %s, false)",
-                        (str(count), str(index)),
-                    )
-                    cur.execute(self.sql)
-                conn.commit()
+                run_step(
+                    conn,
+                    self.sql,
+                    settings=[
+                        ("voice_agent_migration.partitions", str(count)),
+                        ("voice_agent_migration.partition", str(index)),
+                    ],
+                )
             self.log.info("partition %d/%d committed in %.1fs", index + 1, count, time.monotonic() - started)
 
         with ThreadPoolExecutor(max_workers=count, thread_name_prefix=self.task_id) as pool:
