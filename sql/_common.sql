@@ -434,13 +434,14 @@ ON CONFLICT (run_id, source_table, part) DO UPDATE SET
 {#-
   Every legacy row of catalog table `table` in scope (the calls of `window`, of the partition `in_part`
   for a condition on `lg`) with its tenant and outcome: landed (in the lineage; for a table whose rows
-  keep their legacy id, among the ids the migration wrote) and rejected (in the quarantine, with its
+  keep their legacy id, among the ids the migration wrote and in the target) and rejected (in the quarantine, with its
   reason). Only the small tables' ids are compared as text; the calls' as uuids.
 -#}
 {%- macro outcomes(table, window, in_part="TRUE") -%}
 SELECT
     lg.tenant_id,
     lg.source_id,
+    lg.row_version,
     r.reason,
     landed.id IS NOT NULL AS landed,
     r.source_id IS NOT NULL AS rejected
@@ -449,7 +450,11 @@ FROM (
     {{ "AND" if table.window_column else "WHERE" }} {{ in_part }}
 ) AS lg
 {%- if table.owned_ids %}
-LEFT JOIN {{ tgt }}.{{ table.owned_ids }} AS landed ON lg.source_id::uuid = landed.id
+LEFT JOIN (
+    SELECT written.id
+    FROM {{ tgt }}.{{ table.owned_ids }} AS written
+    INNER JOIN {{ tgt }}.{{ table.target_table }} AS t ON written.id = t.id
+) AS landed ON lg.source_id::uuid = landed.id
 {%- else %}
 LEFT JOIN (
     SELECT m.source_id AS id

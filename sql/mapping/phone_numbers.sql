@@ -1,5 +1,5 @@
 -- Every legacy number becomes a system-tenant phone number with a stable new uuid, or is quarantined
--- (no number, a number another row already holds, a value too long).
+-- (no number, a number another legacy row or an application row already holds, a value too long).
 -- The guide's mapping, column by column; `reason` is why a row is quarantined instead (NULL:
 -- it lands). Staged and written by sql/migrate/04_migrate_phone_numbers.sql.
 {% import "_common.sql" as c with context %}
@@ -11,9 +11,17 @@ SELECT
         {{ c.too_long("mapped.provider", 50, "provider") }}
         {{ c.too_long("mapped.number_type", 50, "number_type") }}
         WHEN mapped.phone_rank > 1 THEN 'duplicate_phone_number'
+        -- Held by a number the migration did not write (the application's); its own numbers are
+        -- updated or removed by this step.
         WHEN EXISTS (
             SELECT 1 FROM {{ c.tgt }}.phone_numbers AS p
-            WHERE p.phone_number = mapped.phone_number AND p.id <> mapped.target_id::uuid
+            WHERE
+                p.phone_number = mapped.phone_number
+                AND p.id <> mapped.target_id::uuid
+                AND NOT EXISTS (
+                    SELECT 1 FROM {{ c.tgt }}.migration_lineage AS m
+                    WHERE m.target_table = 'phone_numbers' AND m.target_id = p.id::text AND NOT m.linked
+                )
         ) THEN 'phone_number_taken_in_target'
     END AS reason
 FROM (

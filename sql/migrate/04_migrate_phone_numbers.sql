@@ -13,6 +13,23 @@ CREATE TEMP TABLE staged ON COMMIT DROP AS
 -- What the migration wrote that no legacy row maps onto any more leaves the target (deletion valve first).
 {{ c.remove_unmapped(table, "staged") }};
 
+-- A phone moving between the migration's own numbers (two numbers swapping phones) is freed first: the
+-- unique phone cannot be held twice even for a moment. The upsert below gives each its new phone.
+UPDATE {{ c.tgt }}.phone_numbers AS t
+SET phone_number = 'moving:' || t.id::text
+FROM staged AS s
+WHERE
+    s.reason IS NULL
+    AND t.id = s.target_id::uuid
+    AND t.phone_number <> s.phone_number
+    AND EXISTS (
+        SELECT 1 FROM staged AS other
+        WHERE
+            other.reason IS NULL
+            AND other.phone_number = t.phone_number
+            AND other.target_id <> s.target_id  -- noqa: RF01
+    );
+
 {% call c.counted_upsert(table.source_table, staged="staged") %}
     INSERT INTO {{ c.tgt }}.phone_numbers AS t (
         id, tenant_id, phone_number, provider, number_type, capabilities, is_active, metadata,

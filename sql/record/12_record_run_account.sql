@@ -32,9 +32,9 @@ coalesce((
 SET LOCAL enable_nestloop = off;
 ANALYZE {{ c.tgt }}.migration_rejects, {{ c.tgt }}.migration_findings, {{ c.tgt }}.migration_lineage;
 
--- The rows in scope, as each step counted them in its own transaction (migration_run_scope, per
--- partition of the calls), and the rows written after a step took its table: legacy rows in scope now
--- that are neither landed nor rejected, pending for the next run (counted per tenant, never failing).
+-- The account per tenant: the rows in scope as each step counted them in its own transaction
+-- (migration_run_scope, per partition of the calls), with what it wrote: what a step saw and did,
+-- which the legacy application's later writes cannot unbalance.
 CREATE TEMP TABLE run_scope ON COMMIT DROP AS
 SELECT
     s.source_table,
@@ -45,36 +45,49 @@ SELECT
     sum(s.rejected) AS rejected,
     sum(s.missing) AS missing,
     sum(s.doubled) AS doubled,
-    0 AS pending,
     string_agg(nullif(s.unbalanced_ids, ''), ' ') AS unbalanced_ids
 FROM {{ c.tgt }}.migration_run_scope AS s
 WHERE s.run_id = {{ c.run }}
-GROUP BY s.source_table, s.tenant_id, s.reason
-UNION ALL
+GROUP BY s.source_table, s.tenant_id, s.reason;
+
+-- The reconciliation: every legacy row in scope as it stands now and its outcome, so that a row lost
+-- from the lineage or the target since its step shows. A row in neither that was written after the
+-- run's snapshot is pending (the next run's: never a failure); one written before is missing.
+CREATE TEMP TABLE live_scope ON COMMIT DROP AS
 SELECT
-    now_pending.source_table,
-    now_pending.tenant_id,
-    NULL,
-    0,
-    0,
-    0,
-    0,
-    0,
-    count(*),
-    NULL
+    o.source_table,
+    o.tenant_id,
+    o.reason,
+    count(*) AS in_scope,
+    count(*) FILTER (WHERE o.landed) AS landed,
+    count(*) FILTER (WHERE o.rejected) AS rejected,
+    count(*) FILTER (WHERE NOT o.landed AND NOT o.rejected AND o.pending) AS pending,
+    count(*) FILTER (WHERE NOT o.landed AND NOT o.rejected AND NOT o.pending) AS missing,
+    count(*) FILTER (WHERE o.landed AND o.rejected) AS doubled,
+    coalesce(array_to_string((array_agg(o.source_id ORDER BY o.source_id) FILTER (
+        WHERE o.landed = o.rejected AND NOT (NOT o.landed AND o.pending)
+    ))[1:5], ' '), '') AS unbalanced_ids
 FROM (
     {%- for table in catalog %}
     {{ "UNION ALL" if not loop.first }}
     SELECT
         '{{ table.source_table }}' AS source_table,
-        o.tenant_id
+        o.tenant_id,
+        o.source_id,
+        o.reason,
+        o.landed,
+        o.rejected,
+        -- Worked out for the rows in neither only.
+        CASE
+            WHEN NOT o.landed AND NOT o.rejected THEN {{ c.written_after_snapshot("o.row_version") }}
+            ELSE FALSE
+        END AS pending
     FROM ({{ c.outcomes(table, window) }}) AS o
-    WHERE NOT o.landed AND NOT o.rejected
     {%- endfor %}
-) AS now_pending
-GROUP BY now_pending.source_table, now_pending.tenant_id;
+) AS o
+GROUP BY o.source_table, o.tenant_id, o.reason;
 
-ANALYZE run_scope;
+ANALYZE run_scope, live_scope;
 
 DELETE FROM {{ c.tgt }}.migration_run_tables
 WHERE run_id = {{ c.run }};
@@ -90,7 +103,10 @@ WITH per_tenant AS (
         sum(s.in_scope) AS in_scope,
         sum(s.landed) AS landed,
         sum(s.rejected) AS rejected,
-        sum(s.pending) AS pending,
+        (
+            SELECT coalesce(sum(live.pending), 0) FROM live_scope AS live
+            WHERE live.source_table = s.source_table AND live.tenant_id IS NOT DISTINCT FROM s.tenant_id
+        ) AS pending,
         sum(s.missing) AS missing,
         sum(s.doubled) AS doubled,
         coalesce(
@@ -166,7 +182,8 @@ INNER JOIN (
 ) AS acc ON t.source_table = acc.source_table
 LEFT JOIN findings AS f ON acc.tenant_id = f.tenant_id;
 
--- The same account summed per table: the reconciliation (every table of the catalog, an empty one too).
+-- The reconciliation per table, from the rows as they stand (every table of the catalog, an empty one
+-- too), with what the run removed.
 DELETE FROM {{ c.tgt }}.migration_reconciliation
 WHERE run_id = {{ c.run }};
 
@@ -185,25 +202,27 @@ SELECT
     coalesce(sum(a.landed), 0),
     coalesce(sum(a.rejected), 0),
     coalesce(sum(a.pending), 0),
-    coalesce(sum(a.deleted), 0),
+    coalesce((
+        SELECT sum(w.deleted) FROM {{ c.tgt }}.migration_run_writes AS w
+        WHERE w.run_id = {{ c.run }} AND w.source_table = t.source_table
+    ), 0),
     coalesce(sum(a.missing), 0),
     coalesce(sum(a.doubled), 0),
     {{ first_ids("string_agg(a.unbalanced_ids, ' ')") }},
     coalesce((
-        SELECT string_agg(per_reason.reason || '=' || per_reason.n, ', ' ORDER BY per_reason.reason)
+        SELECT string_agg(per_reason.reason || '=' || per_reason.rejected, ', ' ORDER BY per_reason.reason)
         FROM (
             SELECT
-                reason.key AS reason,
-                sum(reason.value::bigint) AS n
-            FROM unnest(array_agg(a.rejected_by_reason)) AS account (reasons)
-            CROSS JOIN LATERAL jsonb_each_text(account.reasons) AS reason
-            GROUP BY reason.key
+                live.reason,
+                sum(live.rejected) AS rejected
+            FROM live_scope AS live
+            WHERE live.source_table = t.source_table AND live.rejected > 0
+            GROUP BY live.reason
         ) AS per_reason
     ), '')
 FROM {{ c.migrated_tables() }}
-LEFT JOIN {{ c.tgt }}.migration_run_tables AS a
-    ON a.run_id = {{ c.run }} AND t.source_table = a.source_table
+LEFT JOIN live_scope AS a ON t.source_table = a.source_table
 GROUP BY t.position, t.source_table, t.target_table;
 
 -- Done with it (a dry run runs every step in one transaction).
-DROP TABLE run_scope;
+DROP TABLE run_scope, live_scope;

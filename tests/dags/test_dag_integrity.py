@@ -70,7 +70,7 @@ def test_every_task_gets_the_dags_default_args(dag):
     """The connection, the alert and the retries are set once, in the DAG's default_args, and reach
     every kind of task: SQL steps, checks, reports, the dry run, the branch and the teardown."""
     assert {type(t).__name__ for t in dag.tasks} >= {
-        "SQLExecuteQueryOperator",
+        "MigrationStepOperator",
         "PartitionedSQLOperator",
         "MigrationCheckOperator",
         "SQLReportOperator",
