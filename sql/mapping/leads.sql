@@ -82,15 +82,18 @@ placed AS (
             -- A new lead: a stable id from its lowest legacy lead, unless another group keeps that id
             -- (its lowest lead merged under a lower one, then split off), then one from its tenant too.
             CASE
-                WHEN fresh.target_id IN (SELECT other.target_id FROM kept AS other)
-                    THEN {{ c.stable_uuid("leads_voiceagent", "g.representative_id::text || ':' || g.tenant_id::text") }}::text
-                ELSE fresh.target_id
+                WHEN
+                    EXISTS (
+                        SELECT 1 FROM kept AS other
+                        WHERE
+                            other.target_id = {{ c.stable_uuid("leads_voiceagent", "g.representative_id::text") }}::text
+                    )
+                    THEN
+                        {{ c.stable_uuid("leads_voiceagent", "g.representative_id::text || ':' || g.tenant_id") }}::text
+                ELSE {{ c.stable_uuid("leads_voiceagent", "g.representative_id::text") }}::text
             END
         ) AS target_id
     FROM grouped AS g
-    CROSS JOIN LATERAL (
-        SELECT {{ c.stable_uuid("leads_voiceagent", "g.representative_id::text") }}::text AS target_id
-    ) AS fresh
     LEFT JOIN kept ON g.representative_id = kept.representative_id
     LEFT JOIN LATERAL (
         SELECT existing.id
