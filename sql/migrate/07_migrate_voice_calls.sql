@@ -223,6 +223,31 @@ WHERE
     )
     {%- endif %};
 
+-- A landable call whose id a call of the application holds was not written (the upsert writes only
+-- the migration's calls): it is quarantined, the application's call untouched. (In a bucket holding no
+-- call of the migration yet, the plain INSERT fails on it instead, loudly.)
+INSERT INTO {{ c.tgt }}.migration_rejects AS r (source_table, source_id, reason, source_row)
+SELECT
+    'call_logs_voiceagent',
+    st.id::text,
+    'target_id_held_by_application',
+    to_jsonb(cl)
+FROM call_state AS st
+INNER JOIN {{ c.tgt }}.voice_calls AS held ON st.id = held.id
+INNER JOIN {{ c.src }}.call_logs_voiceagent AS cl ON st.id = cl.id
+WHERE
+    st.reason IS NULL
+    {{ inc.in_changed_bucket("st.id", window) }}
+    AND NOT EXISTS (
+        SELECT 1 FROM {{ c.tgt }}.{{ table.owned_ids }} AS written
+        WHERE written.id = st.id
+    )
+ON CONFLICT (source_table, source_id) DO UPDATE SET
+    reason = excluded.reason,
+    source_row = excluded.source_row,
+    rejected_at = excluded.rejected_at
+WHERE (r.reason, r.source_row) IS DISTINCT FROM (excluded.reason, excluded.source_row);
+
 -- The calls the migration wrote that no legacy call maps onto any more (deleted from the legacy
 -- database, or quarantined now) leave the target, counted as deleted. A full run looks in the buckets
 -- it rebuilds; a windowed run at the calls of its window (by the started_at they landed with).

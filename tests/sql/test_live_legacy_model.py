@@ -1162,3 +1162,30 @@ def test_regression_a_number_replaced_by_a_new_legacy_row_with_its_phone_lands(w
     )
     world.run()
     assert world.reject("numbers_voiceagent", 6) is None
+
+
+def test_a_legacy_call_whose_id_an_application_call_holds_is_quarantined_and_the_call_untouched(demo_db):
+    run(demo_db, "held_1")
+    landed = uuid.UUID(demo_db.value("SELECT min(id::text) FROM public.migration_calls"))
+    held = uuid.UUID(bytes=bytes(14) + landed.bytes[14:])  # in a bucket the migration already holds calls in
+    demo_db.execute(
+        "INSERT INTO public.voice_calls (id, tenant_id, status) VALUES (%s, %s, 'application call')", (held, ORG_5ABB)
+    )
+    demo_db.execute(
+        "INSERT INTO voice_agent.call_logs_voiceagent (id, initiated_by, status, started_at)"
+        " VALUES (%s, 1, 'completed', now())",
+        (held,),
+    )
+    run(demo_db, "held_2")
+    assert (
+        demo_db.value(
+            "SELECT reason FROM public.migration_rejects"
+            " WHERE source_table = 'call_logs_voiceagent' AND source_id = %s",
+            (str(held),),
+        )
+        == "target_id_held_by_application"
+    )
+    assert demo_db.rows("SELECT tenant_id, status FROM public.voice_calls WHERE id = %s", (held,)) == [
+        (ORG_5ABB, "application call")
+    ]
+    assert_checks_pass(demo_db, "after the held call's run")
