@@ -107,19 +107,20 @@ def step_task_id(sql_file: str) -> str:
 SNAPSHOT_MARKER = "-- the step's snapshot starts here"
 
 
-def run_step(conn: Any, sql: str, settings: Sequence[tuple[str, str]] = ()) -> None:
+def run_step(conn: Any, sql: str, name: str, settings: Sequence[tuple[str, str]] = ()) -> None:
     """Run a step's SQL on `conn` as serialize_step (sql/_common.sql) means it: the session `settings`
     (name, value) and the advisory locks before SNAPSHOT_MARKER outside any transaction, then the rest
     as one REPEATABLE READ transaction, committed, whose snapshot is taken once the locks are held:
     every statement of the step sees the legacy database at one instant, however the legacy
-    application keeps writing. The locks are the session's: they go when `conn` closes."""
+    application keeps writing. The locks are the session's: they go when `conn` closes. The work
+    starts with a comment naming the step (`-- <name>`), so that pg_stat_activity shows which it is."""
     locks, marker, work = sql.partition(SNAPSHOT_MARKER)
     if not marker:
         locks, work = "", sql
     conn.autocommit = True
     with closing(conn.cursor()) as cur:
-        for name, value in settings:
-            cur.execute("SELECT set_config(%s, %s, false)", (name, value))
+        for setting, value in settings:
+            cur.execute("SELECT set_config(%s, %s, false)", (setting, value))
         if locks.strip():
             cur.execute(locks)
     conn.autocommit = False
@@ -130,7 +131,7 @@ def run_step(conn: Any, sql: str, settings: Sequence[tuple[str, str]] = ()) -> N
 
         conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
     with closing(conn.cursor()) as cur:
-        cur.execute(work)
+        cur.execute(f"-- {name}\n{work}")
     conn.commit()
 
 
@@ -144,7 +145,7 @@ class MigrationStepOperator(SQLExecuteQueryOperator):
                 return super().execute(context)
             started = time.monotonic()
             with closing(self.get_db_hook().get_conn()) as conn:
-                run_step(conn, self.sql)
+                run_step(conn, self.sql, self.task_id)
             self.log.info("%s committed in %.1fs", self.task_id, time.monotonic() - started)
             return None
 
@@ -183,6 +184,7 @@ class PartitionedSQLOperator(SQLExecuteQueryOperator):
                 run_step(
                     conn,
                     self.sql,
+                    f"{self.task_id} partition {index + 1}/{count}",
                     settings=[
                         ("voice_agent_migration.partitions", str(count)),
                         ("voice_agent_migration.partition", str(index)),

@@ -8,8 +8,7 @@
 --   psql "$ADMIN_URI" -v role_name=voice_agent_migration -v password="$MIGRATION_PASSWORD" \
 --       -v source_schema=voice_agent -v target_schema=public -f sql/admin/create_migration_role.sql
 --
--- Variables: role_name, source_schema, target_schema (required); password and allow_rollback (optional,
--- see below). A password given here travels in an ALTER ROLE statement, which the server's statement
+-- Variables: role_name, source_schema, target_schema (required); password (optional, see below). A password given here travels in an ALTER ROLE statement, which the server's statement
 -- logging may record, and `-v` shows it in the process list: rather pass a SCRAM verifier
 -- (`SCRAM-SHA-256$4096:...`, stored as is), or leave it out and set it afterwards with psql's
 -- `\password <role>`, which hashes it on the client. Give the DAG the role through the Airflow
@@ -40,11 +39,10 @@
 --       - leads: the nullable columns tenant_id, name, phone, source, status, metadata when missing;
 --         the role gets SELECT (it merges legacy leads onto the application's by tenant and phone,
 --         and its checks read the merged rows), INSERT of the columns it maps (id, tenant_id, name,
---         phone, source, status, metadata) and UPDATE of those but id. No TRUNCATE, and the
---         application's other columns cannot be written. DELETE only with -v allow_rollback=on: the
---         rollback (the DAG's `rollback` param) deletes the leads the migration wrote, but DELETE cannot
---         be limited to them, so grant it for a rollback only; running the script again without
---         allow_rollback revokes it.
+--         phone, source, status, metadata) and UPDATE of those but id, and DELETE: every run removes
+--         the leads it wrote whose legacy lead is gone (and the rollback all it wrote); PostgreSQL
+--         cannot limit DELETE to those rows, the migration's SQL does (its lineage). No TRUNCATE, and
+--         the application's other columns cannot be written.
 --       - company_search_cache and employees_cache (where they exist): a nullable tenant_id when
 --         missing; the role may read that column only (the orphan check proves it references known
 --         tenants), never the cached data.
@@ -72,11 +70,6 @@
 DO $$ BEGIN RAISE EXCEPTION 'set role_name, source_schema and target_schema with psql -v'; END $$;
 \endif
 
-\if :{?allow_rollback}
-\else
-\set allow_rollback off
-\endif
-
 BEGIN;
 
 -- The names, for the DO blocks below (psql does not substitute variables inside dollar quotes).
@@ -85,7 +78,6 @@ SELECT
     set_config('migration_role.role_name', :'role_name', TRUE) AS role_name,
     set_config('migration_role.source_schema', :'source_schema', TRUE) AS source_schema,
     set_config('migration_role.target_schema', :'target_schema', TRUE) AS target_schema,
-    set_config('migration_role.allow_rollback', (:'allow_rollback')::boolean::text, TRUE) AS allow_rollback,
     current_database() AS migration_database
 \gset
 
@@ -189,11 +181,7 @@ BEGIN
             ' UPDATE (tenant_id, name, phone, source, status, metadata) ON %s TO %I',
             leads, role_name
         );
-        IF current_setting('migration_role.allow_rollback')::boolean THEN
-            EXECUTE format('GRANT DELETE ON %s TO %I', leads, role_name);
-        ELSE
-            EXECUTE format('REVOKE DELETE ON %s FROM %I', leads, role_name);
-        END IF;
+        EXECUTE format('GRANT DELETE ON %s TO %I', leads, role_name);
     END IF;
 
     FOR cache IN

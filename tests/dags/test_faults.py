@@ -17,7 +17,7 @@ from devtools.postgres import create_database
 from tests.helpers import CHECKS, LegacyDatabase, run_dag
 
 CALLS = 200_000  # enough for the call step to last a few seconds
-CALL_STEP_QUERY = "-- Every legacy call lands once in voice_calls%"  # the start: pg_stat_activity truncates
+CALL_STEP_QUERY = "-- migrate_voice_calls partition%"  # the step's work starts with its name (run_step)
 
 
 def when_the_call_step_runs(uri: str, action, timeout: float = 180.0) -> threading.Thread:
@@ -43,7 +43,9 @@ def when_the_call_step_runs(uri: str, action, timeout: float = 180.0) -> threadi
     return watcher
 
 
-def assert_every_call_settled_once(db: LegacyDatabase) -> None:
+def assert_every_call_settled_once(db: LegacyDatabase, run_id: str) -> None:
+    """Every call landed or rejected once, and every check passes on the records of the run `run_id`."""
+    db.run_id = run_id
     assert (
         db.value("""
         SELECT count(*) FROM voice_agent.call_logs_voiceagent AS cl
@@ -79,7 +81,7 @@ def test_a_connection_killed_mid_call_migration_fails_that_try_and_the_retry_com
     assert killed, "the call step was never seen running"
     assert states["migrate_voice_calls"] == ("success", 2), states  # try 1 lost its connection
     assert {s for s, _ in states.values()} == {"success", "skipped"}, states
-    assert_every_call_settled_once(big_demo_db)
+    assert_every_call_settled_once(big_demo_db, states.run_id)
 
 
 def test_the_server_restarting_mid_run_fails_the_run_and_the_next_run_completes():
@@ -104,7 +106,8 @@ def test_the_server_restarting_mid_run_fails_the_run_and_the_next_run_completes(
 
             assert restarted, "the call step was never seen running"
             assert states["migrate_voice_calls"][0] == "failed", states
-            assert {s for s, _ in run_dag(db).values()} == {"success", "skipped"}  # the next run
-            assert_every_call_settled_once(db)
+            after = run_dag(db)  # the next run
+            assert {s for s, _ in after.values()} == {"success", "skipped"}
+            assert_every_call_settled_once(db, after.run_id)
         finally:
             server.cleanup()
