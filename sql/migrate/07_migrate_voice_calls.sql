@@ -197,9 +197,8 @@ SET LOCAL enable_nestloop = off;
 {{ write_calls(fresh=False) }};
 
 -- Every call is landed or quarantined, never both, and neither for a call the legacy database no longer
--- holds: a quarantined call that lands now, or is gone, leaves the quarantine. The quarantined calls
--- are few: each is looked up by id, rather than hashing every call (0.5 s per partition at 1M calls).
-SET LOCAL enable_nestloop = on;
+-- holds: a quarantined call that lands now, or is gone, leaves the quarantine. Hash joins against
+-- call_state (not indexed: a nested loop would scan it once per quarantined call, 30 s at 200k calls).
 
 DELETE FROM {{ c.tgt }}.migration_rejects AS r
 WHERE
@@ -283,6 +282,10 @@ WHERE
 {{ c.deletion_valve(table, "unmapped_calls",
     migrated="SELECT count(*) FROM " ~ c.tgt ~ "." ~ table.owned_ids ~ " AS written WHERE " ~ inc.in_partition("written.id"),
     rows_divisor=inc.partition_count) }}
+
+-- The calls to remove are few: each is looked up by id, rather than hashing every call (0.5 s per
+-- partition at 1M calls).
+SET LOCAL enable_nestloop = on;
 
 WITH removed AS (
     DELETE FROM {{ c.tgt }}.voice_calls AS vc
