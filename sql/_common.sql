@@ -71,7 +71,9 @@ SELECT pg_advisory_lock{{ "_shared" if partition_locks }}(hashtext('voice_agent_
 -- the step's snapshot starts here
 SELECT
     set_config('lock_timeout', {{ params.lock_timeout | text_literal }}, TRUE),
-    set_config('statement_timeout', {{ params.statement_timeout | text_literal }}, TRUE);
+    set_config('statement_timeout', {{ params.statement_timeout | text_literal }}, TRUE),
+    -- JIT compiles the steps' large generated statements for longer than they run (PostgreSQL 15).
+    set_config('jit', 'off', TRUE);
 {%- endmacro -%}
 
 {#-
