@@ -10,6 +10,16 @@
 -- Jinja loops over the catalog generate the per-table blocks below: sqlfluff cannot indent them.
 -- noqa: disable=LT02
 {% import "_common.sql" as c with context %}
+{#- A target row `t` the application has not taken over (a finding of the leads step). -#}
+{%- macro not_taken_over(table) -%}
+NOT EXISTS (
+            SELECT 1 FROM {{ c.tgt }}.migration_findings AS f
+            WHERE
+                f.kind = 'taken_over_by_application'
+                AND f.source_table = '{{ table.source_table }}'
+                AND f.referenced_id = t.id::text
+        )
+{%- endmacro %}
 WITH recorded AS (
     SELECT
         t.source_table,
@@ -71,13 +81,7 @@ problems AS (
             SELECT 1 FROM {{ c.tgt }}.migration_lineage AS m
             WHERE m.target_table = '{{ table.target_table }}' AND m.target_id = t.id::text AND NOT m.linked
         )
-        AND NOT EXISTS (
-            SELECT 1 FROM {{ c.tgt }}.migration_findings AS f
-            WHERE
-                f.kind = 'taken_over_by_application'
-                AND f.source_table = '{{ table.source_table }}'
-                AND f.referenced_id = t.id::text
-        )
+        AND {{ not_taken_over(table) }}
     HAVING count(*) > 0
     UNION ALL
     SELECT
@@ -89,13 +93,7 @@ problems AS (
         ON m.target_table = '{{ table.target_table }}' AND t.id::text = m.target_id AND m.linked
     WHERE
         {{ table.rollback_only }}
-        AND NOT EXISTS (
-            SELECT 1 FROM {{ c.tgt }}.migration_findings AS f
-            WHERE
-                f.kind = 'taken_over_by_application'
-                AND f.source_table = '{{ table.source_table }}'
-                AND f.referenced_id = t.id::text
-        )
+        AND {{ not_taken_over(table) }}
     HAVING count(*) > 0
     {%- endif %}
     {%- endfor %}
