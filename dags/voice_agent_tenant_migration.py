@@ -6,7 +6,8 @@ Moves the legacy `voice_agent` schema (`*_voiceagent` tables) into the multi-ten
 nothing was lost. A run checks the legacy schema, creates what is missing in the target, migrates each
 table in the guide's order (the small tables whole; the calls of the run's window: its `window_start` /
 `window_end`, a scheduled or backfill run's data interval, or every call for a manual run without a
-window), then records and checks the result. Every step is one idempotent transaction; every legacy row
+window), then records and checks the result. Every step is one idempotent transaction (the call log:
+one per chunk of `call_chunk_size` calls, and a retry resumes after the chunks committed); every legacy row
 lands (`migration_id_map`) or is quarantined in `migration_rejects` with a reason; `report_run` records
 the run in `migration_runs` and prints its account per table and tenant.
 
@@ -45,10 +46,10 @@ from voice_agent_migration.operators import (
     STEP_RETRIES,
     SQLReportOperator,
     choose_mode,
+    chunked_migration_step,
     dry_run_of,
     migration_check,
     migration_step,
-    partitioned_migration_step,
 )
 from voice_agent_migration.params import MIGRATION_PARAMS
 from voice_agent_migration.run_report import run_report
@@ -65,8 +66,8 @@ DATA_STEPS = [
     *(table.step for table in CATALOG),
     "migrate/09_add_tenant_id_to_caches.sql",
 ]
-# The calls step runs as that many concurrent transactions, one per share of the calls.
-PARTITIONS = {"migrate/07_migrate_voice_calls.sql": "{{ params.call_partitions }}"}
+# The calls step runs in chunks, each a short transaction of its own, that many sessions at once.
+CHUNKED = {"migrate/07_migrate_voice_calls.sql": "{{ params.call_partitions }}"}
 # The run's own records, read by the checks and reports; a dry run records them too, then rolls back.
 RECORD_STEPS = ["record/11_record_findings.sql", "record/12_record_run_account.sql"]
 
@@ -93,9 +94,7 @@ with DAG(
     default_args={"conn_id": CONN_ID, "on_failure_callback": alert_on_failure, **STEP_RETRIES},
 ) as dag:
     data_steps = [
-        partitioned_migration_step(sql_file, PARTITIONS[sql_file])
-        if sql_file in PARTITIONS
-        else migration_step(sql_file)
+        chunked_migration_step(sql_file, CHUNKED[sql_file]) if sql_file in CHUNKED else migration_step(sql_file)
         for sql_file in DATA_STEPS
     ]
     # Then maintenance (VACUUM cannot run in a transaction) and the run's records.

@@ -54,8 +54,7 @@ NOT coalesce(pg_visible_in_snapshot((
   for the legacy application's locks and any one statement (params lock_timeout / statement_timeout):
   waiting for another run of this migration is expected, waiting behind the application is not. A
   step that hits one fails with PostgreSQL's "canceling statement due to lock timeout" (or statement
-  timeout), which its log and alert show, and is retried. `partition_locks`: the call step's
-  partitions hold the step lock together, then their own locks (see _incremental.sql).
+  timeout), which its log and alert show, and is retried.
   The locks are the session's, taken before the marker line: the operators take them outside the
   step's transaction, then run the rest as one REPEATABLE READ transaction whose single snapshot is
   taken once the locks are held, so that every statement of the step (its writes and the account it
@@ -63,12 +62,14 @@ NOT coalesce(pg_visible_in_snapshot((
   are released when the step ends (its connection closes). Run whole (tests, the dry run), the file
   is one transaction.
 -#}
-{%- macro serialize_step(partition_locks=None) -%}
-SELECT pg_advisory_lock{{ "_shared" if partition_locks }}(hashtext('voice_agent_tenant_migration'));
-{%- if partition_locks %}
-{{ partition_locks }}
-{%- endif %}
+{%- macro serialize_step() -%}
+SELECT pg_advisory_lock(hashtext('voice_agent_tenant_migration'));
 -- the step's snapshot starts here
+{{ transaction_limits() }}
+{%- endmacro -%}
+
+{#- The limits of a step's transaction (serialize_step; each chunk of the call step sets them again). -#}
+{%- macro transaction_limits() -%}
 SELECT
     set_config('lock_timeout', {{ params.lock_timeout | text_literal }}, TRUE),
     set_config('statement_timeout', {{ params.statement_timeout | text_literal }}, TRUE),
@@ -166,8 +167,8 @@ WHERE ({% for col in columns %}{{ alias }}.{{ col }}{{ ", " if not loop.last }}{
   in RETURNING; one it updated carries the row lock. Counts are in legacy rows: with `staged` (a
   relation of (target_id text, reason)), a written target row counts every staged legacy row mapped
   onto it (merged leads); without, each written row counts once (a call). Additive, so a retried step
-  adds what its retry wrote; `part` keeps a counter row per partition of the call step, so concurrent
-  partitions never wait on one. `owned_ids`: a table of the ids the migration wrote (the calls'
+  adds what its retry wrote; `part` keeps a counter row per chunk of the call step, so concurrent
+  chunks never wait on one. `owned_ids`: a table of the ids the migration wrote (the calls'
   migration_calls), which gets every inserted id.
 -#}
 {%- macro counted_upsert(source_table, staged=None, part="0", owned_ids=None) -%}
@@ -230,7 +231,7 @@ WHERE
   The deletion valve: when the rows of `removing` (a relation) are more than `max_delete_percent` of
   the table's migrated rows (the count `migrated`, a query) and more than `max_delete_rows`, the step
   fails for good before removing anything, naming the table and the counts: a truncated or
-  half-restored legacy table must not empty the target. `rows_divisor`: the call step's partitions
+  half-restored legacy table must not empty the target. `rows_divisor`: the call step's chunks
   each judge their share (the row limit divided among them). A dry run only counts (would_delete).
 -#}
 {%- macro deletion_valve(table, removing, migrated, rows_divisor="1") -%}
@@ -249,7 +250,7 @@ BEGIN
             USING
                 ERRCODE = 'VA000',
                 DETAIL = 'more than max_delete_percent={{ params.max_delete_percent }} '
-                || 'and max_delete_rows={{ params.max_delete_rows }}{{ " (shared among the call partitions)" if rows_divisor != "1" }}',
+                || 'and max_delete_rows={{ params.max_delete_rows }}{{ " (shared among the call chunks)" if rows_divisor != "1" }}',
                 HINT = 'if the legacy table really lost these rows, trigger again with higher values of both';
     END IF;
 END
@@ -396,7 +397,7 @@ WHERE (r.reason, r.source_row) IS DISTINCT FROM (excluded.reason, excluded.sourc
 {#-
   What the step leaves of the lineage of catalog table `table`, recorded in its own transaction (one
   snapshot with its writes): the lineage rows (for a "same id" table, the ids the migration wrote,
-  of this partition) whose legacy row is gone. A correct step leaves none; check_lineage_matches_legacy
+  of this chunk) whose legacy row is gone. A correct step leaves none; check_lineage_matches_legacy
   reads the record, so a legacy row deleted after the step is the next run's, not a failure.
 -#}
 {%- macro record_orphans(table, part="0", in_part="TRUE") -%}
@@ -434,7 +435,7 @@ ON CONFLICT (run_id, source_table, part) DO UPDATE SET
 {%- endmacro -%}
 
 {#-
-  Every legacy row of catalog table `table` in scope (the calls of `window`, of the partition `in_part`
+  Every legacy row of catalog table `table` in scope (the calls of `window`, of the chunk `in_part`
   for a condition on `lg`) with its tenant and outcome: landed (in the lineage; for a table whose rows
   keep their legacy id, among the ids the migration wrote and in the target) and rejected (in the quarantine, with its
   reason). Only the small tables' ids are compared as text; the calls' as uuids.
@@ -472,7 +473,7 @@ LEFT JOIN {{ tgt }}.migration_rejects AS r
   The step's account of its table, in its own transaction (one snapshot with its writes, so the
   legacy application's later writes cannot unbalance it): per tenant and reason, the rows in scope,
   landed, rejected, and those that break conservation (in neither, or in both) with a few of their
-  ids. record_run_account adds the writes and sums it up. `part`: the call step's partition.
+  ids. record_run_account adds the writes and sums it up. `part`: the call step's chunk.
 -#}
 {%- macro record_scope(table, window, part="0", in_part="TRUE") -%}
 DELETE FROM {{ tgt }}.migration_run_scope

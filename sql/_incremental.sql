@@ -2,52 +2,166 @@
   The call step's machinery, explained once (sql/migrate/07_migrate_voice_calls.sql uses it; the
   mapping itself is sql/mapping/voice_calls.sql): `{% import "_incremental.sql" as inc with context %}`.
 
-  Partitions. The step runs as several concurrent transactions, one per partition of the call ids
-  (PartitionedSQLOperator sets voice_agent_migration.partition/partitions on each connection; run
-  alone, the SQL is a single partition). A partition is the set of high bytes b of the call ids with
-  mod(b, partitions) = partition.
+  Chunks. The call log is worked through in chunks: ranges [lower, upper] of call ids (both bounds
+  included), each migrated in a short transaction of its own and committed, so that no transaction
+  holds the production database for long, whatever the size of the call log. The ranges tile the
+  whole uuid space; migration_call_chunks keeps the tiling between runs, each range with the
+  fingerprint of its calls' inputs (the sum of their hashes) as the last full run left them. A full
+  run rebuilds only the chunks whose fingerprint changed or that hold fewer landed calls than they
+  should; a windowed run takes every call of its window in every chunk.
 
-  Locks, safe for concurrent runs with any partition counts: a partition holds the step lock shared
-  (no other step interleaves; its own run's partitions proceed together) and an exclusive lock per
-  high byte it covers, taken in ascending order. Two transactions never upsert the same call at once,
-  and ordered acquisition cannot deadlock.
-
-  Buckets. The call ids fall in 65,536 buckets (a bucket's partition is its high byte). A full run
-  keeps a fingerprint per bucket (migration_call_buckets: the sum of its calls' input hashes) and
-  rebuilds only the buckets whose fingerprint changed or that hold fewer landed calls than they should;
-  a windowed run takes every call of its window.
+  The step's file has three parts (ChunkedSQLOperator, plugins/voice_agent_migration/chunks.py, runs
+  them): the locks, taken once; the plan, in one short transaction, which splits a range holding more
+  than twice `call_chunk_size` calls at call ids (pieces of that size) and records the run's chunks
+  once in migration_run_chunks; and the work, one transaction per chunk, which runs with the chunk's
+  bounds in place of the literals below and records its chunk as committed (the checkpoint: a
+  retried task does only the chunks not yet committed). Run whole (the dry run, tests), the file is
+  one transaction over one chunk: every call id.
 -#}
-{%- set partition_count -%}
-coalesce(nullif(current_setting('voice_agent_migration.partitions', TRUE), '')::integer, 1)
-{%- endset -%}
-{%- set partition_index -%}
-coalesce(nullif(current_setting('voice_agent_migration.partition', TRUE), '')::integer, 0)
-{%- endset -%}
+{% import "_common.sql" as c with context %}
+{%- set chunk_lower = "'00000000-0000-0000-0000-000000000000'::uuid /* chunk lower */" -%}
+{%- set chunk_upper = "'ffffffff-ffff-ffff-ffff-ffffffffffff'::uuid /* chunk upper */" -%}
+{%- set chunk_number = "0 /* chunk number */" -%}
+{%- set chunk_count = "1 /* chunk count */" -%}
 
-{%- macro lock_partition() -%}
-SELECT count(pg_advisory_lock(hashtext('voice_agent_tenant_migration.call_ids'), high_byte.b))
-FROM generate_series(0, 255) AS high_byte (b)
-WHERE mod(high_byte.b, {{ partition_count }}) = {{ partition_index }};
+{#- The call id `uuid_expr` lies in the chunk: an index range on the ids. -#}
+{%- macro in_chunk(uuid_expr) -%}
+{{ uuid_expr }} BETWEEN {{ chunk_lower }} AND {{ chunk_upper }}
 {%- endmacro -%}
 
-{%- macro bucket_of(uuid_expr) -%}
-(get_byte(uuid_send({{ uuid_expr }}), 15) * 256 + get_byte(uuid_send({{ uuid_expr }}), 14))
-{%- endmacro -%}
-
-{%- macro in_partition(uuid_expr) -%}
-mod(get_byte(uuid_send({{ uuid_expr }}), 15), {{ partition_count }}) = {{ partition_index }}
+{#- The uuid just before `uuid_expr` (as 128-bit numbers): the upper bound of the range before it. -#}
+{%- macro uuid_before(uuid_expr) -%}
+(
+    SELECT (
+        lpad(to_hex(div(n.value, 79228162514264337593543950336)::bigint), 8, '0')
+        || lpad(to_hex(mod(div(n.value, 18446744073709551616), 4294967296)::bigint), 8, '0')
+        || lpad(to_hex(mod(div(n.value, 4294967296), 4294967296)::bigint), 8, '0')
+        || lpad(to_hex(mod(n.value, 4294967296)::bigint), 8, '0')
+    )::uuid
+    FROM (
+        SELECT
+            sum(
+                ('x' || substr(replace(({{ uuid_expr }})::text, '-', ''), part.i * 8 + 1, 8))::bit(32)::bigint::numeric
+                * power(4294967296::numeric, 3 - part.i)
+            ) - 1 AS value
+        FROM generate_series(0, 3) AS part (i)
+    ) AS n
+)
 {%- endmacro -%}
 
 {#-
-  A full run (no `window`) rebuilds only the buckets in its temp table changed_buckets; `fresh`
-  narrows it to the changed buckets that hold no call yet (True) or to the others (False). A windowed
-  run takes every call of its window: no condition.
+  The plan: the run's chunks, once per run. The tiling comes from the last runs (or is the whole uuid
+  space); a range holding more than twice `size` calls is split at every size-th call id. Read only
+  through the primary key, in index order; a range's count stops at twice `size`.
 -#}
-{%- macro in_changed_bucket(uuid_expr, window, fresh=None) -%}
-{%- if not window -%}
-AND {{ bucket_of(uuid_expr) }} IN (
-    SELECT b.bucket FROM changed_buckets AS b
-    {%- if fresh is not none %} WHERE {{ "" if fresh else "NOT " }}b.fresh{% endif -%}
-)
-{%- endif -%}
+{%- macro plan_chunks(calls_table, size) -%}
+CREATE TEMP TABLE chunk_tiles ON COMMIT DROP AS
+SELECT
+    k.lower_id,
+    k.upper_id
+FROM {{ c.tgt }}.migration_call_chunks AS k
+UNION ALL
+SELECT
+    {{ chunk_lower }},
+    {{ chunk_upper }}
+WHERE NOT EXISTS (SELECT 1 FROM {{ c.tgt }}.migration_call_chunks);
+
+CREATE TEMP TABLE chunk_splits ON COMMIT DROP AS
+SELECT
+    t.lower_id AS tile,
+    piece.id AS boundary
+FROM chunk_tiles AS t
+CROSS JOIN LATERAL (
+    SELECT numbered.id
+    FROM (
+        SELECT
+            cl.id,
+            row_number() OVER (ORDER BY cl.id) AS position
+        FROM {{ calls_table }} AS cl
+        WHERE cl.id BETWEEN t.lower_id AND t.upper_id
+    ) AS numbered
+    WHERE numbered.position > 1 AND numbered.position % {{ size }} = 1
+) AS piece
+WHERE
+    NOT EXISTS (SELECT 1 FROM {{ c.tgt }}.migration_run_chunks AS planned WHERE planned.run_id = {{ c.run }})
+    AND (
+        SELECT count(*) FROM (
+            SELECT 1 FROM {{ calls_table }} AS cl
+            WHERE cl.id BETWEEN t.lower_id AND t.upper_id
+            LIMIT 2 * {{ size }} + 1
+        ) AS first_calls
+    ) > 2 * {{ size }};
+
+DELETE FROM {{ c.tgt }}.migration_call_chunks AS k
+WHERE k.lower_id IN (SELECT s.tile FROM chunk_splits AS s);
+
+INSERT INTO {{ c.tgt }}.migration_call_chunks (lower_id, upper_id)
+SELECT
+    pieces.lower_id,
+    coalesce({{ uuid_before("pieces.next_lower") }}, pieces.upper_id)
+FROM (
+    SELECT
+        starts.lower_id,
+        t.upper_id,
+        lead(starts.lower_id) OVER (PARTITION BY t.lower_id ORDER BY starts.lower_id) AS next_lower
+    FROM chunk_tiles AS t
+    INNER JOIN (
+        SELECT DISTINCT
+            s.tile,
+            s.tile AS lower_id
+        FROM chunk_splits AS s
+        UNION ALL
+        SELECT
+            s.tile,
+            s.boundary
+        FROM chunk_splits AS s
+    ) AS starts ON t.lower_id = starts.tile
+) AS pieces;
+
+INSERT INTO {{ c.tgt }}.migration_run_chunks (run_id, chunk_number, lower_id, upper_id)
+SELECT
+    {{ c.run }},
+    (row_number() OVER (ORDER BY tiles.lower_id) - 1)::integer,
+    tiles.lower_id,
+    tiles.upper_id
+FROM (
+    SELECT
+        k.lower_id,
+        k.upper_id
+    FROM {{ c.tgt }}.migration_call_chunks AS k
+    UNION ALL
+    SELECT
+        {{ chunk_lower }},
+        {{ chunk_upper }}
+    WHERE NOT EXISTS (SELECT 1 FROM {{ c.tgt }}.migration_call_chunks)
+) AS tiles
+WHERE NOT EXISTS (SELECT 1 FROM {{ c.tgt }}.migration_run_chunks AS planned WHERE planned.run_id = {{ c.run }});
+
+-- The chunks left to do (all of them, unless a try of this run already committed some), and how many
+-- the run has: what the operator works through.
+SELECT
+    planned.chunk_number,
+    planned.lower_id::text AS lower_id,
+    planned.upper_id::text AS upper_id,
+    (SELECT count(*) FROM {{ c.tgt }}.migration_run_chunks AS every_chunk WHERE every_chunk.run_id = {{ c.run }}) AS chunks
+FROM {{ c.tgt }}.migration_run_chunks AS planned
+WHERE planned.run_id = {{ c.run }} AND planned.committed_at IS NULL
+ORDER BY planned.chunk_number
+{%- endmacro -%}
+
+{#- The checkpoint, last in a chunk's transaction: its chunk (run whole: every chunk) is committed. -#}
+{%- macro checkpoint(calls) -%}
+UPDATE {{ c.tgt }}.migration_run_chunks AS planned
+SET
+    committed_at = clock_timestamp(),
+    seconds = extract(EPOCH FROM clock_timestamp() - now()),
+    calls = CASE WHEN (planned.lower_id, planned.upper_id) = ({{ chunk_lower }}, {{ chunk_upper }}) THEN ({{ calls }}) END
+WHERE planned.run_id = {{ c.run }} AND {{ in_chunk("planned.lower_id") }}
+RETURNING planned.calls
+{%- endmacro -%}
+
+{#- Where each chunk's transaction starts (the operator runs what follows once per chunk). -#}
+{%- macro each_chunk() -%}
+-- each chunk's transaction starts here
+{{ c.transaction_limits() }}
 {%- endmacro -%}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,9 @@ import psycopg
 
 from devtools.airflow_env import DAG_ID, REPO, SQL_DIR, render_sql
 from devtools.postgres import airflow_connection
+from voice_agent_migration.chunks import ChunkedStep
 from voice_agent_migration.operators import step_task_id
+from voice_agent_migration.sessions import Sessions
 
 # Tables where every run appends its own record: a re-run adds to them by design.
 RUN_RECORD_TABLES = {
@@ -23,6 +24,7 @@ RUN_RECORD_TABLES = {
     "migration_run_tables",
     "migration_run_scope",
     "migration_run_lineage",
+    "migration_run_chunks",
 }
 
 
@@ -93,28 +95,17 @@ class LegacyDatabase:
             cur = conn.execute(render_sql(relative_path, params, run_id=self.run_id))
             return cur.fetchall() if cur.description else []
 
-    def run_sql_file_partitioned(self, relative_path: str, partitions: int, **params: str) -> None:
-        """Run a partitioned step as its task does: one concurrent transaction per partition."""
+    def run_chunked_step(self, relative_path: str, sessions: int, **params: str) -> Any:
+        """Run a chunked step as its task does: the run's chunks, `sessions` at once (chunks.py)."""
         sql = render_sql(relative_path, params, run_id=self.run_id)
-
-        def run(index: int) -> None:
-            with psycopg.connect(self.uri) as conn:
-                conn.execute(
-                    "SELECT set_config('voice_agent_migration.partitions', %s, false),"
-                    " set_config('voice_agent_migration.partition', %s, false)",
-                    (str(partitions), str(index)),
-                )
-                conn.execute(sql)
-
-        with ThreadPoolExecutor(max_workers=partitions) as pool:
-            for future in [pool.submit(run, index) for index in range(partitions)]:
-                future.result()
+        return ChunkedStep(Sessions(lambda: psycopg.connect(self.uri)), sql, "test", sessions).run()
 
     def migrate(self, upto: str | None = None, partitions: int = 1, **params: str) -> None:
-        """Run the migration steps in order, through the one whose file name contains `upto`."""
+        """Run the migration steps in order, through the one whose file name contains `upto`; with
+        `partitions` > 1, the call step runs in chunks as its task does, that many sessions at once."""
         for step in MIGRATION_STEPS:
             if "migrate_voice_calls" in step and partitions > 1:
-                self.run_sql_file_partitioned(step, partitions, **params)
+                self.run_chunked_step(step, partitions, **params)
             else:
                 self.run_sql_file(step, **params)
             if upto and upto in step:

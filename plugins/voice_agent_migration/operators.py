@@ -16,17 +16,17 @@ from __future__ import annotations
 import difflib
 import time
 from collections.abc import Collection, Generator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing, contextmanager
 from datetime import timedelta
 from typing import Any, ClassVar
 
-from airflow.providers.common.sql.hooks.handlers import fetch_all_handler
 from airflow.providers.common.sql.operators.sql import BaseSQLOperator, SQLExecuteQueryOperator
 from airflow.sdk import BaseOperator, task
 from airflow.sdk.exceptions import AirflowFailException
 
+from voice_agent_migration.chunks import ChunkedStep
 from voice_agent_migration.params import MIGRATION_PARAMS
+from voice_agent_migration.sessions import Sessions, application_name, run_step
 
 CONN_ID = "voice_agent_db"
 
@@ -103,49 +103,40 @@ def step_task_id(sql_file: str) -> str:
     return sql_file.rsplit("/", 1)[-1].removesuffix(".sql").lstrip("0123456789_")
 
 
-# The line serialize_step (sql/_common.sql) writes between a step's locks and its work.
-SNAPSHOT_MARKER = "-- the step's snapshot starts here"
+class CancelsItsStatements:
+    """Every connection the task opens is named for pg_stat_activity (DAG, task, run) and tracked; a
+    killed task (`on_kill`: marked failed, its execution_timeout, a worker shutdown) cancels what they
+    run on the server, and so does any error or interruption of `execute` (see sessions.py)."""
+
+    _sessions: Sessions | None = None
+
+    def sessions(self, context: Any) -> Sessions:
+        run_id = (context or {}).get("run_id") or "outside_a_run"
+        name = application_name(self.dag_id, self.task_id, str(run_id))
+        self._sessions = Sessions(self.get_db_hook().get_conn, name)
+        return self._sessions
+
+    def on_kill(self) -> None:
+        if self._sessions is not None:
+            cancelled = self._sessions.cancel_all()
+            self.log.info("cancelled the statements of backends %s", cancelled)
 
 
-def run_step(conn: Any, sql: str, name: str, settings: Sequence[tuple[str, str]] = ()) -> None:
-    """Run a step's SQL on `conn` as serialize_step (sql/_common.sql) means it: the session `settings`
-    (name, value) and the advisory locks before SNAPSHOT_MARKER outside any transaction, then the rest
-    as one REPEATABLE READ transaction, committed, whose snapshot is taken once the locks are held:
-    every statement of the step sees the legacy database at one instant, however the legacy
-    application keeps writing. The locks are the session's: they go when `conn` closes. The work
-    starts with a comment naming the step (`-- <name>`), so that pg_stat_activity shows which it is."""
-    locks, marker, work = sql.partition(SNAPSHOT_MARKER)
-    if not marker:
-        locks, work = "", sql
-    conn.autocommit = True
-    with closing(conn.cursor()) as cur:
-        for setting, value in settings:
-            cur.execute("SELECT set_config(%s, %s, false)", (setting, value))
-        if locks.strip():
-            cur.execute(locks)
-    conn.autocommit = False
-    if hasattr(conn, "set_session"):  # psycopg2
-        conn.set_session(isolation_level="REPEATABLE READ")
-    else:  # psycopg 3
-        import psycopg
-
-        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
-    with closing(conn.cursor()) as cur:
-        cur.execute(f"-- {name}\n{work}")
-    conn.commit()
-
-
-class MigrationStepOperator(SQLExecuteQueryOperator):
+class MigrationStepOperator(CancelsItsStatements, SQLExecuteQueryOperator):
     """A step of sql/ in one transaction on one snapshot (see run_step), whose refusals are final.
-    Maintenance (`autocommit`, such as VACUUM) runs as SQLExecuteQueryOperator runs it."""
+    Maintenance (`autocommit`, such as VACUUM) runs outside any transaction."""
 
     def execute(self, context: Any) -> Any:
+        sessions = self.sessions(context)
         with refusals_are_final():
-            if self.autocommit:
-                return super().execute(context)
             started = time.monotonic()
-            with closing(self.get_db_hook().get_conn()) as conn:
-                run_step(conn, self.sql, self.task_id)
+            with closing(sessions.open()) as conn:
+                if self.autocommit:
+                    conn.autocommit = True
+                    with closing(conn.cursor()) as cur:
+                        cur.execute(f"-- {self.task_id}\n{self.sql}")
+                else:
+                    run_step(conn, self.sql, self.task_id)
             self.log.info("%s committed in %.1fs", self.task_id, time.monotonic() - started)
             return None
 
@@ -158,51 +149,28 @@ def migration_step(sql_file: str, *, autocommit: bool = False, **kwargs: Any) ->
     )
 
 
-class PartitionedSQLOperator(SQLExecuteQueryOperator):
-    """Runs one SQL file as `partitions` concurrent transactions, one connection each.
+class ChunkedSQLOperator(CancelsItsStatements, SQLExecuteQueryOperator):
+    """Runs a chunked step (the call step: chunks.py, sql/_incremental.sql): the run's chunks, each a
+    short committed transaction, `sessions` at once; a retry does only the chunks not yet committed.
+    The log reports progress at least every 10 seconds. A failed chunk fails the task (with a refusal,
+    if any chunk refused: final); the chunks committed stay, which is safe because the step is
+    idempotent."""
 
-    Each connection sees its share through the settings `voice_agent_migration.partition` and
-    `voice_agent_migration.partitions` (the SQL filters on them, see sql/_common.sql). Rows never
-    pass through Python: the threads only wait on the database. A failed partition fails the task
-    (with a refusal, if any partition refused: final); the others may have committed, which is safe
-    because the step is idempotent.
-    """
+    template_fields: Sequence[str] = (*SQLExecuteQueryOperator.template_fields, "concurrency")
 
-    template_fields: Sequence[str] = (*SQLExecuteQueryOperator.template_fields, "partitions")
-
-    def __init__(self, *, partitions: int | str = 1, **kwargs: Any) -> None:
+    def __init__(self, *, concurrency: int | str = 1, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.partitions = partitions
+        self.concurrency = concurrency
 
     def execute(self, context: Any) -> None:
-        count = int(self.partitions)
-        hook = self.get_db_hook()
-
-        def run(index: int) -> None:
-            started = time.monotonic()
-            with closing(hook.get_conn()) as conn:
-                run_step(
-                    conn,
-                    self.sql,
-                    f"{self.task_id} partition {index + 1}/{count}",
-                    settings=[
-                        ("voice_agent_migration.partitions", str(count)),
-                        ("voice_agent_migration.partition", str(index)),
-                    ],
-                )
-            self.log.info("partition %d/%d committed in %.1fs", index + 1, count, time.monotonic() - started)
-
-        with ThreadPoolExecutor(max_workers=count, thread_name_prefix=self.task_id) as pool:
-            futures = [pool.submit(run, index) for index in range(count)]
-        errors = [error for future in futures if (error := future.exception()) is not None]
-        if errors:
-            with refusals_are_final():  # a refusal of any partition first
-                raise next((error for error in errors if as_refusal(error)), errors[0])
+        step = ChunkedStep(self.sessions(context), self.sql, self.task_id, int(self.concurrency), self.log)
+        with refusals_are_final():
+            step.run()
 
 
-def partitioned_migration_step(sql_file: str, partitions: int | str, **kwargs: Any) -> PartitionedSQLOperator:
-    """A migration step whose SQL runs in `partitions` concurrent, idempotent transactions."""
-    return PartitionedSQLOperator(task_id=step_task_id(sql_file), sql=sql_file, partitions=partitions, **kwargs)
+def chunked_migration_step(sql_file: str, concurrency: int | str, **kwargs: Any) -> ChunkedSQLOperator:
+    """A migration step whose SQL runs in chunks, `concurrency` sessions at once (ChunkedSQLOperator)."""
+    return ChunkedSQLOperator(task_id=step_task_id(sql_file), sql=sql_file, concurrency=concurrency, **kwargs)
 
 
 class CheckFailed(AirflowFailException):
@@ -233,7 +201,7 @@ def check_verdict(row: Sequence[Any] | None) -> tuple[bool, str]:
 NO_JIT = "SET jit = off"
 
 
-class MigrationCheckOperator(BaseSQLOperator):
+class MigrationCheckOperator(CancelsItsStatements, BaseSQLOperator):
     """Runs one check of sql/check/, which returns one row `(passed boolean, detail text)`.
 
     Its log says first what the check found ("check_x passed: ..." or "check_x FAILED: ..."); the
@@ -258,7 +226,7 @@ class MigrationCheckOperator(BaseSQLOperator):
         self.work_mem = work_mem
 
     def execute(self, context: Any) -> None:
-        with closing(self.get_db_hook().get_conn()) as conn, closing(conn.cursor()) as cur:
+        with closing(self.sessions(context).open()) as conn, closing(conn.cursor()) as cur:
             cur.execute(NO_JIT)
             cur.execute(self.sql)
             row = cur.fetchone()
@@ -289,7 +257,7 @@ def format_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join([line(cells[0]), rule, *(line(row) for row in cells[1:])])
 
 
-class SQLReportOperator(BaseSQLOperator):
+class SQLReportOperator(CancelsItsStatements, BaseSQLOperator):
     """Runs a read-only query, logs it as a table and returns its rows (XCom) as dicts."""
 
     template_fields: Sequence[str] = ("sql", *BaseSQLOperator.template_fields)
@@ -302,14 +270,15 @@ class SQLReportOperator(BaseSQLOperator):
         self.title = title
 
     def execute(self, context: Any) -> list[dict[str, Any]]:
-        hook = self.get_db_hook()
-        rows = hook.run(self.sql, handler=fetch_all_handler) or []
-        columns = [desc[0] for desc in hook.last_description]
+        with closing(self.sessions(context).open()) as conn, closing(conn.cursor()) as cur:
+            cur.execute(self.sql)
+            columns = [desc[0] for desc in cur.description]
+            rows = cur.fetchall()
         self.log.info("%s\n%s", self.title, format_table(columns, rows))
         return [dict(zip(columns, row, strict=True)) for row in rows]
 
 
-class DryRunOperator(BaseSQLOperator):
+class DryRunOperator(CancelsItsStatements, BaseSQLOperator):
     """Runs migration steps in order in ONE transaction on one connection, then a report query that
     reads what they did, then rolls everything back: the target schema, its sequences included, is
     left exactly as it was. (The steps' SQL skips what a rollback cannot undo, such as setval.)"""
@@ -326,7 +295,7 @@ class DryRunOperator(BaseSQLOperator):
         self.title = title
 
     def execute(self, context: Any) -> list[dict[str, Any]]:
-        with refusals_are_final(), closing(self.get_db_hook().get_conn()) as conn:
+        with refusals_are_final(), closing(self.sessions(context).open()) as conn:
             try:
                 with closing(conn.cursor()) as cur:
                     cur.execute(self.before_sql)

@@ -39,8 +39,17 @@ MIGRATION_PARAMS = {
         type="integer",
         minimum=1,
         maximum=16,
-        title="Call partitions",
-        description="Concurrent transactions migrating the call log (about one per database core to spare).",
+        title="Call sessions",
+        description="Concurrent sessions working through the call log's chunks (about one per database core to spare).",
+    ),
+    "call_chunk_size": Param(
+        50000,
+        type="integer",
+        minimum=100,
+        maximum=10000000,
+        title="Call chunk size",
+        description="Calls per chunk: each chunk is one short transaction, committed and checkpointed "
+        "(a retry resumes after the last committed chunk). About 1-3 seconds per 50,000 calls.",
     ),
     "lock_timeout": Param(
         "60s",

@@ -1,9 +1,9 @@
 -- Every legacy call lands once in voice_calls (same uuid; the mapping is mapping/voice_calls.sql) or is
--- quarantined with a reason. Runs as one transaction per partition of the call ids, concurrently; a
--- full run (no window) rebuilds only the buckets of call ids whose inputs changed since the last full
--- run, a windowed run compares every call of its window and writes those that differ (the
--- machinery: _incremental.sql). The mapping is a view, inlined by the planner: set-based passes, no
--- copy of the big table.
+-- quarantined with a reason. Runs in chunks of call ids, each a short transaction of its own,
+-- `call_partitions` of them at once; a full run (no window) rebuilds only the chunks whose inputs
+-- changed since the last full run, a windowed run compares every call of its window and writes those
+-- that differ (the machinery: _incremental.sql). The mapping is a view, inlined by the planner:
+-- set-based passes over the chunk, no copy of the big table.
 {% import "_common.sql" as c with context %}
 {% import "_incremental.sql" as inc with context %}
 {% import "mapping/voice_calls.sql" as calls with context %}
@@ -11,17 +11,19 @@
 {%- set window = migration_window() -%}
 {#- Bump when the mapping changes, so that a re-run rebuilds every call. -#}
 {%- set mapping_version = 1 -%}
-{%- set scope = inc.in_partition("cl.id") ~ " AND " ~ c.in_window("cl.started_at", window) -%}
+{%- set scope = inc.in_chunk("cl.id") ~ " AND " ~ c.in_window("cl.started_at", window) -%}
+{#- Whether the chunk is to be (re)built, and whether its range holds no call of the target yet. -#}
+{%- set changed = "(SELECT cc.changed FROM chunk_change AS cc)" -%}
 
 {#-
-  Writes the mapped calls of the changed buckets (of a full run; a windowed run: of its window) and
-  counts the writes; the calls it inserts join migration_calls, the calls the migration wrote.
-  `fresh`: only the buckets that hold no call yet, by plain INSERT, which spares each row the upsert's
-  conflict check (a first run's whole call log); otherwise an upsert that writes a call only when it
-  differs, and only a call the migration wrote.
+  Writes the mapped calls of a changed chunk (a windowed run: of its window) and counts the writes;
+  the calls it inserts join migration_calls, the calls the migration wrote. `fresh`: a chunk whose
+  range holds no call of the target yet, by plain INSERT, which spares each row the upsert's conflict
+  check (a first run's whole call log); otherwise an upsert that writes a call only when it differs,
+  and only a call the migration wrote.
 -#}
 {%- macro write_calls(fresh) -%}
-{% call c.counted_upsert("call_logs_voiceagent", part=inc.partition_index, owned_ids=c.tgt ~ "." ~ table.owned_ids) %}
+{% call c.counted_upsert("call_logs_voiceagent", part=inc.chunk_number, owned_ids=c.tgt ~ "." ~ table.owned_ids) %}
     INSERT INTO {{ c.tgt }}.voice_calls AS t (
         id, tenant_id, voice_id, agent_id, from_number, to_number, status, added_context, lead_id,
         initiated_by, recording_url, started_at, ended_at, created_at, updated_at, metadata
@@ -46,7 +48,7 @@
     FROM call_mapping AS m
     WHERE
         m.reason IS NULL
-        {{ inc.in_changed_bucket("m.id", window, fresh=fresh) }}
+        AND (SELECT cc.changed AND {{ "" if fresh else "NOT " }}cc.fresh FROM chunk_change AS cc)
     {%- if not fresh %}
     ON CONFLICT (id) {{ c.update_if_changed("t", ["tenant_id", "voice_id", "agent_id", "from_number", "to_number",
         "status", "added_context", "lead_id", "initiated_by", "recording_url", "started_at", "ended_at",
@@ -58,11 +60,14 @@
 {% endcall %}
 {%- endmacro %}
 
-{{ c.serialize_step(partition_locks=inc.lock_partition()) }}
--- A bulk step over whole tables: hash joins in memory, never a million index probes (the planner
--- cannot estimate the partition filter and would otherwise expect a few thousand rows).
+{{ c.serialize_step() }}
+
+-- The plan, in a transaction of its own: the run's chunks (_incremental.sql).
+{{ inc.plan_chunks(c.src ~ ".call_logs_voiceagent", params.call_chunk_size | int) }};
+
+{{ inc.each_chunk() }}
+-- The chunk's joins are planned from its own size: a few tens of thousands of calls.
 SET LOCAL work_mem = '256MB';
-SET LOCAL enable_nestloop = off;
 
 -- What decides whether a call must be (re)built, kept narrow so that joins hash ids, not rows.
 -- The fingerprint covers every input of the mapping: the call row's version (its xmin, which
@@ -72,7 +77,6 @@ SET LOCAL enable_nestloop = off;
 CREATE OR REPLACE TEMP VIEW call_inputs AS
 SELECT
     cl.id,
-    {{ inc.bucket_of("cl.id") }} AS bucket,
     {{ calls.reject_reason() }} AS reason,
     hash_record_extended(
         (cl.id, cl.row_version, u.organization_id, u.user_id, n.phone_number, l.lead_number, l.lead_id),
@@ -93,79 +97,67 @@ FROM (
 {{ calls.references() }}
 WHERE {{ scope }};
 
--- Those inputs for this partition's calls (of the window), in one pass: the buckets to rebuild and
--- the quarantine are decided from it.
+-- Those inputs for the chunk's calls (of the window), in one pass: whether the chunk is to be rebuilt
+-- and the quarantine are decided from it.
 CREATE TEMP TABLE call_state ON COMMIT DROP AS
 SELECT
     i.id,
-    i.bucket,
     i.reason,
     i.fingerprint
 FROM call_inputs AS i;
 
 ANALYZE call_state;
 
--- Planned from call_state's statistics, the quarantine's statements may probe indexes: a few
--- thousand rejected calls are looked up by id rather than by scanning the whole call log.
-SET LOCAL enable_nestloop = on;
-
--- The mapping of the guide, column by column (mapping/voice_calls.sql), for this partition's calls.
+-- The mapping of the guide, column by column (mapping/voice_calls.sql), for the chunk's calls.
 CREATE OR REPLACE TEMP VIEW call_mapping AS
 {{ calls.mapping(scope) }};
 
--- Statements that only a full run executes (the block does not nest SQL):
--- noqa: disable=LT02
-{% if not window -%}
--- The buckets to rebuild: those whose inputs changed since the last full run (a call written, updated
--- or deleted in the legacy database, or what it reads), and those whose calls the migration wrote
--- are not what should be landed (one removed from the target). On a re-run over unchanged data this
--- is empty, and every statement below ends at once.
-CREATE TEMP TABLE changed_buckets ON COMMIT DROP AS
-WITH current_state AS (
+-- Whether the chunk is to be (re)built: a windowed run always; a full run when its inputs changed
+-- since the last full run (a call written, updated or deleted in the legacy database, or what it
+-- reads), or when the calls the migration wrote are not what should be landed (one removed from the
+-- target). On a re-run over unchanged data no chunk is, and every statement below ends at once.
+-- `fresh`: the chunk's range holds no call of the target at all.
+CREATE TEMP TABLE chunk_change ON COMMIT DROP AS
+SELECT
+    {%- if window %}
+    TRUE AS changed,
+    FALSE AS fresh,
+    {%- else %}
+    (
+        known.fingerprint IS DISTINCT FROM now_state.fingerprint
+        OR known.landable_calls IS DISTINCT FROM now_state.landable_calls
+        OR NOT known.complete
+        OR landed.calls <> now_state.landable_calls
+    ) AS changed,
+    in_target.calls = 0 AS fresh,
+    {%- endif %}
+    now_state.fingerprint,
+    now_state.landable_calls
+FROM (
     SELECT
-        st.bucket,
-        sum(st.fingerprint) AS fingerprint,
+        coalesce(sum(st.fingerprint), 0) AS fingerprint,
         count(*) FILTER (WHERE st.reason IS NULL) AS landable_calls
     FROM call_state AS st
-    GROUP BY st.bucket
-),
-
-landed AS (
+) AS now_state
+CROSS JOIN (
     SELECT
-        ids.bucket,
-        count(*) AS landed_calls
-    FROM (
-        SELECT {{ inc.bucket_of("vc.id") }} AS bucket
-        FROM {{ c.tgt }}.voice_calls AS vc
-        INNER JOIN {{ c.tgt }}.{{ table.owned_ids }} AS written ON vc.id = written.id
-        WHERE {{ inc.in_partition("vc.id") }}
-    ) AS ids
-    GROUP BY ids.bucket
-),
-
-known AS (
-    SELECT
-        b.bucket,
-        b.fingerprint
-    FROM {{ c.tgt }}.migration_call_buckets AS b
-    WHERE mod(b.bucket / 256, {{ inc.partition_count }}) = {{ inc.partition_index }}
-)
-
-SELECT
-    coalesce(cs.bucket, known.bucket, landed.bucket) AS bucket,
-    coalesce(cs.fingerprint, 0) AS fingerprint,
-    coalesce(cs.landable_calls, 0) AS landable_calls,
-    landed.bucket IS NULL AS fresh
-FROM current_state AS cs
-FULL JOIN known ON cs.bucket = known.bucket
-FULL JOIN landed ON coalesce(cs.bucket, known.bucket) = landed.bucket
-WHERE
-    known.fingerprint IS DISTINCT FROM coalesce(cs.fingerprint, 0)
-    OR coalesce(landed.landed_calls, 0) <> coalesce(cs.landable_calls, 0);
-
-ANALYZE changed_buckets;
-{%- endif %}
--- noqa: enable=LT02
+        coalesce(sum(k.fingerprint), 0) AS fingerprint,
+        coalesce(sum(k.landable_calls), 0) AS landable_calls,
+        coalesce(bool_and(k.fingerprint IS NOT NULL), TRUE) AS complete
+    FROM {{ c.tgt }}.migration_call_chunks AS k
+    WHERE {{ inc.in_chunk("k.lower_id") }}
+) AS known
+CROSS JOIN (
+    SELECT count(*) AS calls
+    FROM {{ c.tgt }}.{{ table.owned_ids }} AS written
+    INNER JOIN {{ c.tgt }}.voice_calls AS vc ON written.id = vc.id
+    WHERE {{ inc.in_chunk("written.id") }}
+) AS landed
+CROSS JOIN (
+    SELECT count(*) AS calls
+    FROM {{ c.tgt }}.voice_calls AS vc
+    WHERE {{ inc.in_chunk("vc.id") }}
+) AS in_target;
 
 INSERT INTO {{ c.tgt }}.migration_rejects AS r (source_table, source_id, reason, source_row)
 SELECT
@@ -177,16 +169,12 @@ FROM call_state AS st
 INNER JOIN {{ c.src }}.call_logs_voiceagent AS cl ON st.id = cl.id
 WHERE
     st.reason IS NOT NULL
-    {{ inc.in_changed_bucket("st.id", window) }}
+    AND {{ changed }}
 ON CONFLICT (source_table, source_id) DO UPDATE SET
     reason = excluded.reason,
     source_row = excluded.source_row,
     rejected_at = excluded.rejected_at
 WHERE (r.reason, r.source_row) IS DISTINCT FROM (excluded.reason, excluded.source_row);
-
--- The mapping reads the views again: whole tables, hash joins. A full run writes the buckets that
--- hold no call yet, then the others; each statement ends at once when it has no bucket to write.
-SET LOCAL enable_nestloop = off;
 
 -- noqa: disable=LT02
 {% if not window -%}
@@ -197,14 +185,14 @@ SET LOCAL enable_nestloop = off;
 {{ write_calls(fresh=False) }};
 
 -- Every call is landed or quarantined, never both, and neither for a call the legacy database no longer
--- holds: a quarantined call that lands now, or is gone, leaves the quarantine. Hash joins against
--- call_state (not indexed: a nested loop would scan it once per quarantined call, 30 s at 200k calls).
-
+-- holds: a quarantined call that lands now, or is gone, leaves the quarantine. (The quarantine's ids
+-- are text: the chunk's range of them, as text, is an index range too.)
 DELETE FROM {{ c.tgt }}.migration_rejects AS r
 WHERE
     r.source_table = 'call_logs_voiceagent'
-    AND {{ inc.in_partition("r.source_id::uuid") }}
-    {{ inc.in_changed_bucket("r.source_id::uuid", window) }}
+    AND r.source_id BETWEEN ({{ inc.chunk_lower }})::text AND ({{ inc.chunk_upper }})::text
+    AND {{ inc.in_chunk("r.source_id::uuid") }}
+    AND {{ changed }}
     AND NOT EXISTS (
         SELECT 1 FROM call_state AS st
         WHERE st.id = r.source_id::uuid AND st.reason IS NOT NULL
@@ -223,8 +211,8 @@ WHERE
     {%- endif %};
 
 -- A landable call whose id a call of the application holds was not written (the upsert writes only
--- the migration's calls): it is quarantined, the application's call untouched. (In a bucket holding no
--- call of the migration yet, the plain INSERT fails on it instead, loudly.)
+-- the migration's calls, and a plain INSERT runs only where the target holds no call): it is
+-- quarantined, the application's call untouched.
 INSERT INTO {{ c.tgt }}.migration_rejects AS r (source_table, source_id, reason, source_row)
 SELECT
     'call_logs_voiceagent',
@@ -236,7 +224,7 @@ INNER JOIN {{ c.tgt }}.voice_calls AS held ON st.id = held.id
 INNER JOIN {{ c.src }}.call_logs_voiceagent AS cl ON st.id = cl.id
 WHERE
     st.reason IS NULL
-    {{ inc.in_changed_bucket("st.id", window) }}
+    AND {{ changed }}
     AND NOT EXISTS (
         SELECT 1 FROM {{ c.tgt }}.{{ table.owned_ids }} AS written
         WHERE written.id = st.id
@@ -248,7 +236,7 @@ ON CONFLICT (source_table, source_id) DO UPDATE SET
 WHERE (r.reason, r.source_row) IS DISTINCT FROM (excluded.reason, excluded.source_row);
 
 -- The calls the migration wrote that no legacy call maps onto any more (deleted from the legacy
--- database, or quarantined now) leave the target, counted as deleted. A full run looks in the buckets
+-- database, or quarantined now) leave the target, counted as deleted. A full run looks in the chunks
 -- it rebuilds; a windowed run at the calls of its window (by the started_at they landed with).
 CREATE TEMP TABLE unmapped_calls ON COMMIT DROP AS
 SELECT written.id
@@ -257,8 +245,8 @@ FROM {{ c.tgt }}.{{ table.owned_ids }} AS written
 INNER JOIN {{ c.tgt }}.voice_calls AS vc ON written.id = vc.id
 {%- endif %}
 WHERE
-    {{ inc.in_partition("written.id") }}
-    {{ inc.in_changed_bucket("written.id", window) }}
+    {{ inc.in_chunk("written.id") }}
+    AND {{ changed }}
     {%- if window %}
     AND vc.started_at >= ({{ window.start_sql }} AT TIME ZONE 'UTC')
     AND vc.started_at < ({{ window.end_sql }} AT TIME ZONE 'UTC')
@@ -280,12 +268,8 @@ WHERE
     {%- endif %};
 
 {{ c.deletion_valve(table, "unmapped_calls",
-    migrated="SELECT count(*) FROM " ~ c.tgt ~ "." ~ table.owned_ids ~ " AS written WHERE " ~ inc.in_partition("written.id"),
-    rows_divisor=inc.partition_count) }}
-
--- The calls to remove are few: each is looked up by id, rather than hashing every call (0.5 s per
--- partition at 1M calls).
-SET LOCAL enable_nestloop = on;
+    migrated="SELECT count(*) FROM " ~ c.tgt ~ "." ~ table.owned_ids ~ " AS written WHERE " ~ inc.in_chunk("written.id"),
+    rows_divisor=inc.chunk_count) }}
 
 WITH removed AS (
     DELETE FROM {{ c.tgt }}.voice_calls AS vc
@@ -299,7 +283,7 @@ SELECT
     {{ c.run }},
     'call_logs_voiceagent',
     removed.tenant_id,
-    {{ inc.partition_index }},
+    {{ inc.chunk_number }},
     0,
     0,
     count(*)
@@ -312,12 +296,9 @@ DELETE FROM {{ c.tgt }}.{{ table.owned_ids }} AS written
 USING unmapped_calls AS u
 WHERE written.id = u.id;
 
--- Whole-table passes again: hash joins.
-SET LOCAL enable_nestloop = off;
-
 {#- A windowed run answers for the calls of its window only (by the started_at they landed with). -#}
 {%- set in_scope -%}
-{{ inc.in_partition("written.id") }}
+{{ inc.in_chunk("written.id") }}
 {%- if window %}
         AND EXISTS (
             SELECT 1 FROM {{ c.tgt }}.voice_calls AS vc
@@ -328,21 +309,27 @@ SET LOCAL enable_nestloop = off;
         )
 {%- endif %}
 {%- endset %}
-{{ c.record_orphans(table, part=inc.partition_index, in_part=in_scope) }};
+{{ c.record_orphans(table, part=inc.chunk_number, in_part=in_scope) }};
 
--- The partition's account of its calls (of the window), in this step's snapshot.
-{{ c.record_scope(table, window, part=inc.partition_index, in_part=inc.in_partition("lg.id")) }};
+-- The chunk's account of its calls (of the window), in its snapshot.
+{{ c.record_scope(table, window, part=inc.chunk_number, in_part=inc.in_chunk("lg.id")) }};
 
 -- noqa: disable=LT02
 {% if not window -%}
-INSERT INTO {{ c.tgt }}.migration_call_buckets AS known (bucket, fingerprint, landable_calls)
+-- What the chunk's calls are now made of, for the next full run (a rebuilt chunk replaces the ranges
+-- it covers).
+DELETE FROM {{ c.tgt }}.migration_call_chunks AS k
+WHERE {{ inc.in_chunk("k.lower_id") }} AND {{ changed }};
+
+INSERT INTO {{ c.tgt }}.migration_call_chunks (lower_id, upper_id, fingerprint, landable_calls)
 SELECT
-    b.bucket,
-    b.fingerprint,
-    b.landable_calls
-FROM changed_buckets AS b
-ON CONFLICT (bucket) DO UPDATE SET
-    fingerprint = excluded.fingerprint,
-    landable_calls = excluded.landable_calls;
+    {{ inc.chunk_lower }},
+    {{ inc.chunk_upper }},
+    cc.fingerprint,
+    cc.landable_calls
+FROM chunk_change AS cc
+WHERE cc.changed;
 {%- endif %}
 -- noqa: enable=LT02
+
+{{ inc.checkpoint("SELECT count(*) FROM call_state") }};

@@ -73,7 +73,7 @@ WHERE
         WHERE still_used.tenant_id = t.id
     );
 
-TRUNCATE {{ c.tgt }}.migration_lineage, {{ c.tgt }}.migration_rejects, {{ c.tgt }}.migration_call_buckets,
+TRUNCATE {{ c.tgt }}.migration_lineage, {{ c.tgt }}.migration_rejects, {{ c.tgt }}.migration_call_chunks,
 {{ c.tgt }}.migration_findings
 {%- for table in catalog if table.owned_ids %}, {{ c.tgt }}.{{ table.owned_ids }}{% endfor %};
 

@@ -200,12 +200,31 @@ BEGIN
 END
 $$;
 
--- Per bucket of call ids, the sum of the hashes of every input of its calls' mapping and how many
--- of them land: a re-run rebuilds only the buckets whose inputs changed (see migrate_voice_calls).
-CREATE TABLE IF NOT EXISTS {{ c.tgt }}.migration_call_buckets (
-    bucket integer PRIMARY KEY,
-    fingerprint numeric NOT NULL,
-    landable_calls bigint NOT NULL
+-- The call step's chunks (see _incremental.sql): ranges of call ids [lower_id, upper_id] tiling the
+-- whole uuid space, each with the sum of the hashes of every input of its calls' mapping and how many
+-- of them land, as the last full run left them (NULL: not built yet). A re-run rebuilds only the
+-- chunks whose inputs changed. (They replace the buckets of earlier versions.)
+DROP TABLE IF EXISTS {{ c.tgt }}.migration_call_buckets;
+
+CREATE TABLE IF NOT EXISTS {{ c.tgt }}.migration_call_chunks (
+    lower_id uuid PRIMARY KEY,
+    upper_id uuid NOT NULL CHECK (upper_id >= lower_id),
+    fingerprint numeric,
+    landable_calls bigint
+);
+
+-- Each run's chunks, planned once, and the checkpoint of each: committed_at is set in the chunk's own
+-- transaction, so a retried task does only the chunks left (calls: how many it read; seconds: how
+-- long its transaction took).
+CREATE TABLE IF NOT EXISTS {{ c.tgt }}.migration_run_chunks (
+    run_id text NOT NULL,
+    chunk_number integer NOT NULL,
+    lower_id uuid NOT NULL,
+    upper_id uuid NOT NULL,
+    calls bigint,
+    seconds numeric,
+    committed_at timestamptz,
+    PRIMARY KEY (run_id, chunk_number)
 );
 
 CREATE TABLE IF NOT EXISTS {{ c.tgt }}.migration_rejects (

@@ -17,7 +17,7 @@ from devtools.postgres import create_database
 from tests.helpers import CHECKS, LegacyDatabase, run_dag
 
 CALLS = 200_000  # enough for the call step to last a few seconds
-CALL_STEP_QUERY = "-- migrate_voice_calls partition%"  # the step's work starts with its name (run_step)
+CALL_STEP_QUERY = "-- migrate_voice_calls chunk%"  # the step's work starts with its name (run_step)
 
 
 def when_the_call_step_runs(uri: str, action, timeout: float = 180.0) -> threading.Thread:

@@ -10,11 +10,11 @@ from devtools.postgres import airflow_connection
 from voice_agent_migration.operators import (
     CONN_ID,
     CheckFailed,
+    ChunkedSQLOperator,
     DryRunOperator,
     MigrationCheckOperator,
     MigrationRefused,
     MigrationStepOperator,
-    PartitionedSQLOperator,
     format_table,
     migration_check,
     refuse_unknown_params,
@@ -128,18 +128,30 @@ def test_any_other_error_of_a_step_is_raised_as_it_is(db_conn):
     assert "lock timeout" in str(raised.value)
 
 
-def test_a_refusal_of_any_partition_is_final(db_conn):
-    """Partition 0 fails with a transient error, partition 1 refuses: the task's failure is the refusal."""
-    sql = f"""DO $$ BEGIN
-        IF current_setting('voice_agent_migration.partition') = '0' THEN
-            RAISE EXCEPTION 'canceling statement due to lock timeout';
-        END IF;
-    END $$; {REFUSING_SQL}"""
+def chunked_sql(work: str) -> str:
+    """A chunked step (chunks.py) of two chunks whose work is `work`."""
+    return f"""SELECT 1;
+-- the step's snapshot starts here
+SELECT * FROM (VALUES
+    (0, '00000000-0000-0000-0000-000000000000', '7fffffff-ffff-ffff-ffff-ffffffffffff', 2::bigint),
+    (1, '80000000-0000-0000-0000-000000000000', 'ffffffff-ffff-ffff-ffff-ffffffffffff', 2::bigint)
+) AS plan (chunk_number, lower_id, upper_id, chunks);
+-- each chunk's transaction starts here
+SELECT '00000000-0000-0000-0000-000000000000'::uuid /* chunk lower */,
+    'ffffffff-ffff-ffff-ffff-ffffffffffff'::uuid /* chunk upper */, 1 /* chunk count */;
+DO $$ BEGIN IF 0 /* chunk number */ = 0 THEN
+    PERFORM pg_sleep(0.5); RAISE EXCEPTION 'canceling statement due to lock timeout';
+END IF; END $$;
+{work}"""
+
+
+def test_a_refusal_of_any_chunk_is_final(db_conn):
+    """Chunk 0 fails with a transient error while chunk 1 refuses: the task's failure is the refusal."""
     with pytest.raises(MigrationRefused) as refused:
-        PartitionedSQLOperator(task_id="step", conn_id=CONN_ID, sql=sql, partitions=2).execute({})
+        ChunkedSQLOperator(task_id="step", conn_id=CONN_ID, sql=chunked_sql(REFUSING_SQL), concurrency=2).execute({})
     assert str(refused.value) == REFUSAL
     with pytest.raises(psycopg.Error):
-        PartitionedSQLOperator(task_id="step", conn_id=CONN_ID, sql=TRANSIENT_SQL, partitions=2).execute({})
+        ChunkedSQLOperator(task_id="step", conn_id=CONN_ID, sql=chunked_sql("SELECT 1"), concurrency=2).execute({})
 
 
 def test_a_refusal_in_the_dry_run_is_final(db_conn):

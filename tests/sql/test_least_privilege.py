@@ -31,7 +31,8 @@ PASSWORD_PREFIX = "s3cr3t-p@ss/w:rd#"
 MIGRATION_TABLES = {
     *OWNED_TARGET_TABLES,
     "migration_lineage",
-    "migration_call_buckets",
+    "migration_call_chunks",
+    "migration_run_chunks",
     "migration_rejects",
     "migration_reconciliation",
     "migration_runs",

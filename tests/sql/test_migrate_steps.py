@@ -3,8 +3,10 @@ against legacy rows built for the case at hand."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from decimal import Decimal
+from uuid import UUID
 
 import psycopg
 import pytest
@@ -428,10 +430,23 @@ def test_cross_tenant_calls_are_findings_marked_when_a_grant_covers_them(call_wo
     assert db.rows("SELECT agent_id FROM voice_calls ORDER BY id") == [(5,), (7,)]
 
 
-def test_partitions_together_land_exactly_what_one_transaction_lands(demo_db):
-    demo_db.migrate(partitions=3)
+def test_chunks_together_land_exactly_what_one_transaction_lands(demo_db):
+    demo_db.migrate(partitions=3, call_chunk_size="100")
     assert demo_db.value("SELECT count(*) FROM voice_calls") == 729
-    assert demo_db.value("SELECT sum(landable_calls) FROM migration_call_buckets") == 729
+    # 742 calls in pieces of 100 (a range is split beyond twice the size): 8 chunks tiling every id.
+    assert demo_db.rows(
+        "SELECT count(*), sum(landable_calls)::integer, min(lower_id::text), max(upper_id::text)"
+        " FROM migration_call_chunks"
+    ) == [(8, 729, "00000000-0000-0000-0000-000000000000", "ffffffff-ffff-ffff-ffff-ffffffffffff")]
+    # Each range ends just before the next one starts: no call id can fall between two chunks.
+    ranges = [
+        (UUID(lower).int, UUID(upper).int)
+        for lower, upper in demo_db.rows(
+            "SELECT lower_id::text, upper_id::text FROM migration_call_chunks ORDER BY lower_id"
+        )
+    ]
+    assert all(upper + 1 == after for (_, upper), (after, _) in itertools.pairwise(ranges))
+    assert demo_db.value("SELECT sum(calls) FROM migration_run_chunks WHERE committed_at IS NOT NULL") == 742
     assert demo_db.value("SELECT count(*) FROM migration_rejects WHERE source_table = 'call_logs_voiceagent'") == 13
     passed, detail = demo_db.check("check_conservation")
     assert passed, detail
@@ -440,24 +455,34 @@ def test_partitions_together_land_exactly_what_one_transaction_lands(demo_db):
     assert demo_db.snapshot() == landed
 
 
-def test_a_re_run_rebuilds_only_the_buckets_whose_inputs_changed(call_world):
-    db = call_world
-    insert_call(db, CALL, initiated_by=1, target=3, status="busy")
-    insert_call(db, "c0000000-0000-4000-8000-0000000000a1", initiated_by=1, target=1)
-    db.migrate()
-    buckets = dict(db.rows("SELECT bucket, fingerprint FROM migration_call_buckets"))
-    assert len(buckets) == 2  # the two calls fall in different buckets
-    untouched = db.value("SELECT xmin::text FROM voice_calls WHERE id = 'c0000000-0000-4000-8000-0000000000a1'")
+def test_a_re_run_rebuilds_only_the_chunks_whose_inputs_changed(demo_db):
+    db = demo_db
+    db.migrate(partitions=2, call_chunk_size="100")
+    chunks = dict(db.rows("SELECT lower_id, fingerprint FROM migration_call_chunks"))
+    assert len(chunks) == 8
+    versions = dict(db.rows("SELECT id, xmin::text FROM voice_calls"))
+    lead_calls = {row[0] for row in db.rows("SELECT id FROM voice_agent.call_logs_voiceagent WHERE target = 3")}
+    assert lead_calls
 
-    # An input read from another table (the lead's phone) changes one call's mapping.
+    # An input read from another table (a lead's phone) changes the mapping of that lead's calls.
     db.execute("UPDATE voice_agent.leads_voiceagent SET lead_number = '+15550009' WHERE id = 3")
-    db.migrate()
-    assert db.value("SELECT to_number FROM voice_calls WHERE id = %s", (CALL,)) == "+15550009"
-    after = dict(db.rows("SELECT bucket, fingerprint FROM migration_call_buckets"))
-    assert sum(after[b] != buckets[b] for b in buckets) == 1
-    assert db.value("SELECT xmin::text FROM voice_calls WHERE id = 'c0000000-0000-4000-8000-0000000000a1'") == (
-        untouched
-    )
+    db.run_id = "second"
+    db.migrate(partitions=2, call_chunk_size="100")
+    assert {row[0] for row in db.rows("SELECT id FROM voice_calls WHERE to_number = '+15550009'")} == lead_calls
+    after = dict(db.rows("SELECT lower_id, fingerprint FROM migration_call_chunks"))
+    assert after.keys() == chunks.keys()
+    rebuilt = {lower for lower in chunks if after[lower] != chunks[lower]}
+    holding = {
+        row[0]
+        for row in db.rows(
+            "SELECT DISTINCT k.lower_id FROM migration_call_chunks AS k"
+            " JOIN voice_agent.call_logs_voiceagent AS cl ON cl.id BETWEEN k.lower_id AND k.upper_id"
+            " WHERE cl.target = 3"
+        )
+    }
+    assert rebuilt == holding
+    # No other call was written again.
+    assert {i for i, v in db.rows("SELECT id, xmin::text FROM voice_calls") if versions.get(i) != v} == lead_calls
 
 
 def test_a_call_deleted_from_the_target_is_landed_again(call_world):
@@ -465,5 +490,5 @@ def test_a_call_deleted_from_the_target_is_landed_again(call_world):
     insert_call(db, CALL, initiated_by=1, status="busy")
     db.migrate()
     db.execute("DELETE FROM voice_calls WHERE id = %s", (CALL,))
-    db.migrate()  # its inputs are unchanged, but its bucket lacks a landed call: it lands again
+    db.migrate()  # its inputs are unchanged, but its chunk lacks a landed call: it lands again
     assert db.value("SELECT status FROM voice_calls WHERE id = %s", (CALL,)) == "busy"

@@ -59,7 +59,7 @@ def kathmandu_demo(demo_db):
 def run_call_step(db, partitions: int = 1, **params) -> None:
     step = "migrate/07_migrate_voice_calls.sql"
     if partitions > 1:
-        db.run_sql_file_partitioned(step, partitions, **params)
+        db.run_chunked_step(step, partitions, **params)
     else:
         db.run_sql_file(step, **params)
 
