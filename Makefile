@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PYTHONPATH := $(CURDIR)/plugins:$(CURDIR)
 
-.PHONY: demo demo-shell migrate test test-fast lint format clean constraints bench
+.PHONY: demo demo-shell migrate test test-fast lint format clean constraints bench bench-resume
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt constraints.txt
 	@echo "Building the virtualenv $(VENV) from the pinned requirements (first time: about a minute; pip lists each package)..."
@@ -29,6 +29,10 @@ migrate: $(BIN)/.installed
 ROWS ?= 100000
 bench: $(BIN)/.installed
 	$(BIN)/python -m devtools.bench --rows $(ROWS)
+
+## bench-resume: the call step killed (SIGKILL) at KILL_AT of its chunks on ROWS call logs, then retried
+bench-resume: $(BIN)/.installed
+	$(BIN)/python -m devtools.bench_resume --rows $(ROWS) --kill-at $(or $(KILL_AT),0.7)
 
 ## lint: ruff (with Airflow rules) on Python, sqlfluff on the migration SQL
 lint: $(BIN)/.installed

@@ -50,11 +50,21 @@
 {%- endmacro -%}
 
 {#-
-  The plan: the run's chunks, once per run. The tiling comes from the last runs (or is the whole uuid
-  space); a range holding more than twice `size` calls is split at every size-th call id. Read only
-  through the primary key, in index order; a range's count stops at twice `size`.
+  The plan: the run's chunks, once per try that finds none left to do (a retry of a stopped step
+  resumes its plan; a step run again after it completed, e.g. a cleared successful task, plans anew).
+  The tiling comes from the last runs (or is the whole uuid space); a range holding more than twice
+  `size` calls is split at every size-th call id. Read only through the primary key, in index order; a
+  range's count stops at twice `size`.
 -#}
 {%- macro plan_chunks(calls_table, size) -%}
+DELETE FROM {{ c.tgt }}.migration_run_chunks AS completed
+WHERE
+    completed.run_id = {{ c.run }}
+    AND NOT EXISTS (
+        SELECT 1 FROM {{ c.tgt }}.migration_run_chunks AS open_chunk
+        WHERE open_chunk.run_id = {{ c.run }} AND open_chunk.committed_at IS NULL
+    );
+
 CREATE TEMP TABLE chunk_tiles ON COMMIT DROP AS
 SELECT
     k.lower_id,

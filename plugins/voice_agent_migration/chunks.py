@@ -162,7 +162,7 @@ class ChunkedStep:
 
         def session() -> None:
             with closing(self.sessions.open()) as conn:
-                while not self.stopping.is_set():
+                while not (self.stopping.is_set() or self.sessions.cancelled.is_set()):
                     with taking:
                         if not chunks:
                             return

@@ -33,6 +33,10 @@ def backend_pid(conn: Any) -> int:
     return int(pid if pid is not None else conn.get_backend_pid())
 
 
+class SessionsCancelled(RuntimeError):
+    """A session was asked for after the task was killed."""
+
+
 class Sessions:
     """Opens connections with `connect`, names them, and can cancel what all of them are running."""
 
@@ -40,8 +44,11 @@ class Sessions:
         self.connect, self.name = connect, name
         self.open_connections: dict[int, Any] = {}
         self.lock = threading.Lock()
+        self.cancelled = threading.Event()
 
     def open(self) -> Any:
+        if self.cancelled.is_set():
+            raise SessionsCancelled("the task was killed: no new session")
         conn = self.connect()
         conn.autocommit = True
         with closing(conn.cursor()) as cur:
@@ -59,7 +66,8 @@ class Sessions:
 
     def cancel_all(self) -> list[int]:
         """Cancel the running statement of every connection still open (from a new connection: the
-        others are busy); returns the backends cancelled."""
+        others are busy); returns the backends cancelled. No session opens after it."""
+        self.cancelled.set()
         with self.lock:
             pids = [pid for pid, conn in self.open_connections.items() if not conn.closed]
         if not pids:

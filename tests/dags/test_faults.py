@@ -17,6 +17,7 @@ from devtools.postgres import create_database
 from tests.helpers import CHECKS, LegacyDatabase, run_dag
 
 CALLS = 200_000  # enough for the call step to last a few seconds
+CHUNK_SIZE = 10_000
 CALL_STEP_QUERY = "-- migrate_voice_calls chunk%"  # the step's work starts with its name (run_step)
 
 
@@ -67,21 +68,40 @@ def big_demo_db(pg_admin_uri):
     return LegacyDatabase(uri)
 
 
-def test_a_connection_killed_mid_call_migration_fails_that_try_and_the_retry_completes(big_demo_db, instant_retries):
+def committed_chunks(conn) -> dict[int, object]:
+    """{chunk number: commit time} of the chunks committed so far (the only run of the database)."""
+    return dict(conn.execute("SELECT chunk_number, committed_at FROM public.migration_run_chunks WHERE committed_at IS NOT NULL"))
+
+
+def test_a_connection_killed_mid_call_migration_fails_that_try_and_the_retry_resumes(big_demo_db, instant_retries):
     killed: list[int] = []
+    committed_before_kill: dict[int, object] = {}
 
-    def kill(pid: int) -> None:
+    def kill_once_a_third_is_committed(pid: int) -> None:
         with psycopg.connect(big_demo_db.uri, autocommit=True) as conn:
-            killed.append(pid) if conn.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone()[0] else None
+            while len(committed := committed_chunks(conn)) < CALLS // CHUNK_SIZE // 3:
+                time.sleep(0.05)
+            pid = conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE query LIKE %s AND state = 'active' LIMIT 1", (CALL_STEP_QUERY,)
+            ).fetchone()[0]
+            if conn.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone()[0]:
+                killed.append(pid)
+                committed_before_kill.update(committed)
 
-    watcher = when_the_call_step_runs(big_demo_db.uri, kill)
-    states = run_dag(big_demo_db, step_retries=True)
+    watcher = when_the_call_step_runs(big_demo_db.uri, kill_once_a_third_is_committed)
+    states = run_dag(big_demo_db, {"call_chunk_size": CHUNK_SIZE}, step_retries=True)
     watcher.join(5)
 
     assert killed, "the call step was never seen running"
     assert states["migrate_voice_calls"] == ("success", 2), states  # try 1 lost its connection
     assert {s for s, _ in states.values()} == {"success", "skipped"}, states
     assert_every_call_settled_once(big_demo_db, states.run_id)
+    # The retry did only the chunks the killed try had not committed: those it had are as they were.
+    with psycopg.connect(big_demo_db.uri) as conn:
+        after = committed_chunks(conn)
+        planned = conn.execute("SELECT count(*), sum(calls) FROM public.migration_run_chunks").fetchone()
+    assert len(after) == planned[0] and planned[1] == CALLS
+    assert {number: after[number] for number in committed_before_kill} == committed_before_kill
 
 
 def test_the_server_restarting_mid_run_fails_the_run_and_the_next_run_completes():
