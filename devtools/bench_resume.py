@@ -80,7 +80,17 @@ def main() -> int:
                 print(f"seeded {args.rows:,} call logs in {time.monotonic() - started:.0f}s (PostgreSQL {version})")
 
                 started = time.monotonic()
-                child = subprocess.Popen([sys.executable, "-m", "devtools.bench_resume", "--chunk-size", str(args.chunk_size), "--child", uri])
+                child = subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "devtools.bench_resume",
+                        "--chunk-size",
+                        str(args.chunk_size),
+                        "--child",
+                        uri,
+                    ]
+                )
                 while child.poll() is None:
                     planned, committed, _, _ = chunk_state(conn)
                     if planned and committed >= args.kill_at * planned:
@@ -107,8 +117,8 @@ def main() -> int:
                     f" all {chunks}/{planned} chunks, {calls:,} calls committed"
                 )
                 print(
-                    f"the retry did {(calls - first_calls) / calls:.0%} of the calls; try 1's pace for the whole"
-                    f" step: {killed_after * calls / max(first_calls, 1):.1f}s; longest chunk transaction {longest:.1f}s"
+                    f"the retry did {(calls - first_calls) / calls:.0%} of the calls; at try 1's pace the whole step"
+                    f" takes {killed_after * calls / max(first_calls, 1):.1f}s; longest transaction {longest:.1f}s"
                 )
                 return 0 if chunks == planned and calls == args.rows else 1
         finally:

@@ -70,7 +70,11 @@ def big_demo_db(pg_admin_uri):
 
 def committed_chunks(conn) -> dict[int, object]:
     """{chunk number: commit time} of the chunks committed so far (the only run of the database)."""
-    return dict(conn.execute("SELECT chunk_number, committed_at FROM public.migration_run_chunks WHERE committed_at IS NOT NULL"))
+    return dict(
+        conn.execute(
+            "SELECT chunk_number, committed_at FROM public.migration_run_chunks WHERE committed_at IS NOT NULL"
+        )
+    )
 
 
 def test_a_connection_killed_mid_call_migration_fails_that_try_and_the_retry_resumes(big_demo_db, instant_retries):

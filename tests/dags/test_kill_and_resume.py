@@ -11,7 +11,9 @@ import psycopg
 from tests.stack import AirflowStack
 
 CHUNK_SIZE = 100  # the demo's calls in 8 chunks
-MIGRATION_SESSIONS = "SELECT pid, state, wait_event_type, application_name FROM pg_stat_activity WHERE application_name LIKE %s"
+MIGRATION_SESSIONS = (
+    "SELECT pid, state, wait_event_type, application_name FROM pg_stat_activity WHERE application_name LIKE %s"
+)
 
 
 def poll(what: str, found, timeout: float):
