@@ -120,7 +120,7 @@ with DAG(
     report_findings = SQLReportOperator(
         task_id="report_findings",
         sql="report/findings.sql",
-        title="Findings for the cutover (not failures)",
+        title="Findings for the cutover (not failures; call by call: the view migration_call_findings)",
     )
     report_reconciliation = SQLReportOperator(
         task_id="report_reconciliation",

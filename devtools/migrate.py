@@ -41,7 +41,7 @@ NEW_STATE = re.compile(r"\bnew_state=(\w+)")
 RECORD = re.compile(r"^\S+ \[(?P<level>\w+)\s*\] (?P<message>.*?)(?: \[[\w.]+\] .*)?$")
 REPORTS = [
     ("report/reconciliation.sql", "Reconciliation per legacy table"),
-    ("report/findings.sql", "Findings for the cutover (not failures)"),
+    ("report/findings.sql", "Findings for the cutover (not failures; call by call: the view migration_call_findings)"),
     ("report/run_detail.sql", "Run account per legacy table and tenant (report_run)"),
 ]
 

@@ -497,3 +497,94 @@ SELECT
 FROM ({{ outcomes(table, window, in_part) }}) AS o
 GROUP BY o.tenant_id, o.reason
 {%- endmacro -%}
+
+{#-
+  The landed calls whose agent, lead or voice the cutover must decide on, one row per call (every
+  call of voice_calls `vc` is read once, against the small tables): agent_kind is agent_in_other_tenant
+  (agent_granted: an active resource_permissions grant gives the call's tenant that agent) or
+  agent_not_migrated, lead_kind lead_in_other_tenant, voice_kind voice_not_migrated (NULL: nothing to
+  say). Read by call_findings and by record_run_account (its cross-tenant calls).
+-#}
+{%- macro flagged_calls() -%}
+SELECT
+    vc.id,
+    vc.tenant_id,
+    vc.agent_id,
+    vc.lead_id,
+    vc.voice_id,
+    va.tenant_id AS agent_tenant_id,
+    ld.tenant_id AS lead_tenant_id,
+    CASE
+        WHEN va.tenant_id <> vc.tenant_id THEN 'agent_in_other_tenant'
+        WHEN vc.agent_id IS NOT NULL AND va.id IS NULL THEN 'agent_not_migrated'
+    END AS agent_kind,
+    granted.resource_id IS NOT NULL AS agent_granted,
+    CASE WHEN ld.tenant_id <> vc.tenant_id THEN 'lead_in_other_tenant' END AS lead_kind,
+    CASE WHEN vc.voice_id IS NOT NULL AND vo.id IS NULL THEN 'voice_not_migrated' END AS voice_kind
+FROM {{ tgt }}.voice_calls AS vc
+LEFT JOIN {{ tgt }}.voice_agents AS va ON vc.agent_id = va.id
+LEFT JOIN {{ tgt }}.leads AS ld ON vc.lead_id = ld.id
+LEFT JOIN {{ tgt }}.voices AS vo ON vc.voice_id = vo.id
+-- Distinct grants: a hash join, and no call counted twice for two grants of the same agent.
+LEFT JOIN (
+    SELECT DISTINCT
+        rp.tenant_id,
+        rp.resource_id
+    FROM {{ tgt }}.resource_permissions AS rp
+    WHERE rp.resource_type = 'agent' AND rp.is_active
+) AS granted ON vc.tenant_id = granted.tenant_id AND vc.agent_id::text = granted.resource_id
+WHERE
+    va.tenant_id <> vc.tenant_id
+    OR (vc.agent_id IS NOT NULL AND va.id IS NULL)
+    OR ld.tenant_id <> vc.tenant_id
+    OR (vc.voice_id IS NOT NULL AND vo.id IS NULL)
+{%- endmacro -%}
+
+{#-
+  The calls' findings, one row per landed call and reference the cutover must decide on, in the
+  columns of migration_findings: the flagged calls unfolded (one row per kind), and lead_not_migrated,
+  the landed calls whose legacy lead has no lineage (quarantined, or never existed: the call landed
+  without a lead_id, so only the legacy call tells). The view migration_call_findings; record_findings
+  sums it into migration_call_findings_summary.
+-#}
+{%- macro call_findings() -%}
+SELECT
+    f.kind,
+    'call_logs_voiceagent'::text AS source_table,
+    flagged.id::text AS source_id,
+    flagged.tenant_id,
+    f.referenced_id,
+    f.referenced_tenant_id,
+    f.covered_by_grant
+FROM ({{ flagged_calls() }}) AS flagged
+CROSS JOIN
+    LATERAL (
+        VALUES
+        (
+            flagged.agent_kind,
+            flagged.agent_id::text,
+            flagged.agent_tenant_id,
+            flagged.agent_kind = 'agent_in_other_tenant' AND flagged.agent_granted
+        ),
+        (flagged.lead_kind, flagged.lead_id::text, flagged.lead_tenant_id, FALSE),
+        (flagged.voice_kind, flagged.voice_id::text, NULL::uuid, FALSE)
+    ) AS f (kind, referenced_id, referenced_tenant_id, covered_by_grant)
+WHERE f.kind IS NOT NULL
+UNION ALL
+SELECT
+    'lead_not_migrated',
+    'call_logs_voiceagent',
+    landed.id::text,
+    landed.tenant_id,
+    dangling.target::text,
+    NULL::uuid,
+    FALSE
+FROM {{ src }}.call_logs_voiceagent AS dangling
+INNER JOIN {{ tgt }}.voice_calls AS landed ON dangling.id = landed.id
+WHERE
+    dangling.target IS NOT NULL
+    AND NOT EXISTS (
+        SELECT 1 FROM {{ tgt }}.migration_lineage AS lead_map
+        WHERE lead_map.source_table = 'leads_voiceagent' AND lead_map.source_id = dangling.target::text
+    )
+{%- endmacro -%}

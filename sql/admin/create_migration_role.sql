@@ -29,7 +29,7 @@
 --     INSERT/UPDATE/DELETE/TRUNCATE/REFERENCES/TRIGGER, no CREATE in the schema; any such privilege
 --     the role held before is revoked, and the script fails if the role could still write there (a
 --     grant to PUBLIC). No default privileges: the migration never reads tables added later.
---   * Target schema: USAGE and CREATE. The migration creates its own tables, view and functions, so
+--   * Target schema: USAGE and CREATE. The migration creates its own tables, views and functions, so
 --     the role owns them (VACUUM, CREATE OR REPLACE and ALTER need ownership); the schema itself
 --     stays the administrator's.
 --   * The application's tables in the target schema are NOT the role's, and the role is not made a

@@ -3,8 +3,9 @@
 -- those that break conservation (in neither, or in both), as each step counted them in its own
 -- transaction; what the steps inserted, updated and removed from the target (migration_run_writes);
 -- what they left unchanged; the rows written after a step took its table (pending: the next run's);
--- and the cross-tenant findings among its calls. Scope: every row of the small tables (every run
--- brings them up to date), the calls of the run's window (all of them when it has none).
+-- and its calls whose agent or lead belongs to another tenant (cross_tenant_findings). Scope: every
+-- row of the small tables (every run brings them up to date), the calls of the run's window (all of
+-- them when it has none).
 -- Recorded per tenant in migration_run_tables (read by check_run_balanced and report_run) and summed
 -- per table in migration_reconciliation (read by check_conservation and report_reconciliation).
 {% import "_common.sql" as c with context %}
@@ -26,11 +27,11 @@ coalesce((
 -- noqa: disable=LT02
 
 {{ c.serialize_step() }}
--- Passes over every legacy row: hash joins only. The quarantine and the findings may have grown by
+-- Passes over every legacy row: hash joins only. The quarantine and the lineage may have grown by
 -- thousands of rows in this run, unseen by autovacuum yet: analyse them first, or the planner may
 -- pick a nested loop over them against a million calls, which takes minutes.
 SET LOCAL enable_nestloop = off;
-ANALYZE {{ c.tgt }}.migration_rejects, {{ c.tgt }}.migration_findings, {{ c.tgt }}.migration_lineage;
+ANALYZE {{ c.tgt }}.migration_rejects, {{ c.tgt }}.migration_lineage;
 
 -- The account per tenant: the rows in scope as each step counted them in its own transaction
 -- (migration_run_scope, per partition of the calls), with what it wrote: what a step saw and did,
@@ -129,15 +130,19 @@ writes AS (
     GROUP BY w.source_table, w.tenant_id
 ),
 
+-- The calls whose agent or lead belongs to another tenant, each counted once, from the target tables
+-- (one pass over the calls against the small tables: its cost does not grow with how many there are).
+-- A windowed run counts its window's, by the legacy calls' started_at as the scope does.
 findings AS (
     SELECT
         f.tenant_id,
-        count(DISTINCT f.source_id) AS cross_tenant_findings
-    FROM {{ c.tgt }}.migration_findings AS f
-    INNER JOIN {{ c.src }}.call_logs_voiceagent AS cl ON f.source_id::uuid = cl.id
+        count(*) AS cross_tenant_findings
+    FROM ({{ c.flagged_calls() }}) AS f
+    {%- if window %}
+    INNER JOIN {{ c.src }}.call_logs_voiceagent AS cl ON f.id = cl.id
+    {%- endif %}
     WHERE
-        f.source_table = 'call_logs_voiceagent'
-        AND f.kind LIKE '%\_in\_other\_tenant'
+        (f.agent_kind = 'agent_in_other_tenant' OR f.lead_kind = 'lead_in_other_tenant')
         AND {{ c.in_window("cl.started_at", window) }}
     GROUP BY f.tenant_id
 )

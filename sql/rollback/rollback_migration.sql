@@ -74,7 +74,7 @@ WHERE
     );
 
 TRUNCATE {{ c.tgt }}.migration_lineage, {{ c.tgt }}.migration_rejects, {{ c.tgt }}.migration_call_chunks,
-{{ c.tgt }}.migration_findings
+{{ c.tgt }}.migration_findings, {{ c.tgt }}.migration_call_findings_summary
 {%- for table in catalog if table.owned_ids %}, {{ c.tgt }}.{{ table.owned_ids }}{% endfor %};
 
 -- The rollback is a run too: its record says so (params.rollback).

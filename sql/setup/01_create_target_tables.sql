@@ -403,6 +403,20 @@ CREATE TABLE IF NOT EXISTS {{ c.tgt }}.migration_findings (
     PRIMARY KEY (kind, source_table, source_id)
 );
 
+-- The calls' findings, summed: per kind, tenant of the call, tenant of what it references and grant,
+-- how many calls and a few of their ids (at most 8). Rebuilt by record_findings from the
+-- migration_call_findings view below, which lists them call by call on demand; migration_findings
+-- keeps the findings the steps record (a lead the application took over). One row per group, so its
+-- size does not grow with the calls.
+CREATE TABLE IF NOT EXISTS {{ c.tgt }}.migration_call_findings_summary (
+    kind text NOT NULL,
+    tenant_id uuid,
+    referenced_tenant_id uuid,
+    covered_by_grant boolean NOT NULL,
+    calls bigint NOT NULL,
+    example_call_ids text[] NOT NULL
+);
+
 -- Helpers for the checks, which must measure tables whose names are only known at run time.
 CREATE OR REPLACE FUNCTION {{ c.tgt }}.migration_column_max(tbl regclass, col name)
 RETURNS numeric LANGUAGE plpgsql STABLE AS $$
@@ -443,3 +457,8 @@ SELECT
     written.id::text AS target_id
 FROM {{ c.src }}.call_logs_voiceagent AS cl
 INNER JOIN {{ c.tgt }}.migration_calls AS written ON cl.id = written.id;
+
+-- The calls' findings call by call, computed from the target tables when read (see call_findings in
+-- _common.sql): what migration_call_findings_summary sums.
+CREATE OR REPLACE VIEW {{ c.tgt }}.migration_call_findings AS
+{{ c.call_findings() }};

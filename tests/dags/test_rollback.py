@@ -42,7 +42,14 @@ def test_a_rollback_removes_what_the_migration_created_and_a_fresh_run_brings_it
     assert {table: n for table, n in counts(demo_db).items() if table != "leads"} == dict.fromkeys(MIGRATED_TABLES, 0)
     assert counts(demo_db)["leads"] == len(APP_LEADS)  # only the application's own leads remain
     assert app_rows(demo_db) == application  # untouched (the added tenant_id columns stay, empty)
-    for table in ("migration_lineage", "migration_rejects", "migration_call_chunks", "migration_findings"):
+    for table in (
+        "migration_lineage",
+        "migration_rejects",
+        "migration_call_chunks",
+        "migration_findings",
+        "migration_call_findings_summary",
+        "migration_call_findings",
+    ):
         assert demo_db.value(f"SELECT count(*) FROM {table}") == 0, table
     assert demo_db.rows(
         "SELECT outcome, (params ->> 'rollback')::boolean FROM migration_runs WHERE run_id = %s", (rollback.run_id,)

@@ -39,7 +39,11 @@ MIGRATION_TABLES = {
     "migration_run_writes",
     "migration_run_tables",
     "migration_findings",
+    "migration_call_findings_summary",
 }
+
+# The views the migration creates in the target schema (and so owns).
+MIGRATION_VIEWS = {"migration_id_map", "migration_call_findings"}
 
 
 def run_script(admin_uri: str, **variables: str) -> subprocess.CompletedProcess[str]:
@@ -127,8 +131,8 @@ def test_the_whole_dag_runs_as_the_migration_role_and_balances(demo_db, migratio
             " WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'v')"
         )
     )
-    assert {t: owners[t] for t in MIGRATION_TABLES | {"migration_id_map"}} == dict.fromkeys(
-        MIGRATION_TABLES | {"migration_id_map"}, migration_role.name
+    assert {t: owners[t] for t in MIGRATION_TABLES | MIGRATION_VIEWS} == dict.fromkeys(
+        MIGRATION_TABLES | MIGRATION_VIEWS, migration_role.name
     )
     assert (owners["leads"], owners["company_search_cache"]) == ("postgres", "postgres")
     # The application's leads are untouched; the migrated ones landed beside them.

@@ -336,7 +336,7 @@ def test_calls_with_missing_references_land_and_bad_ones_are_quarantined(call_wo
         "SELECT source_row FROM migration_rejects WHERE source_id = 'c0000000-0000-4000-8000-0000000000b4'"
     )
     assert source_row["status"] == "x" * 51 and source_row["initiated_by"] == 1
-    findings = dict(db.rows("SELECT kind, referenced_id FROM migration_findings WHERE source_id LIKE '%a2'"))
+    findings = dict(db.rows("SELECT kind, referenced_id FROM migration_call_findings WHERE source_id LIKE '%a2'"))
     assert findings == {"agent_not_migrated": "6", "lead_not_migrated": "999"}
 
 
@@ -418,13 +418,22 @@ def test_cross_tenant_calls_are_findings_marked_when_a_grant_covers_them(call_wo
 
     findings = db.rows(
         "SELECT source_id, kind, referenced_id, referenced_tenant_id::text, covered_by_grant, tenant_id::text"
-        " FROM migration_findings ORDER BY source_id, kind"
+        " FROM migration_call_findings ORDER BY source_id, kind"
     )
     lead_1 = lineage(db, "leads_voiceagent")["1"]
     assert findings == [
         ("c0000000-0000-4000-8000-0000000000c1", "agent_in_other_tenant", "5", ORG_A, True, ORG_B),
         ("c0000000-0000-4000-8000-0000000000c2", "agent_in_other_tenant", "7", ORG_A, False, ORG_B),
         ("c0000000-0000-4000-8000-0000000000c2", "lead_in_other_tenant", lead_1, ORG_A, False, ORG_B),
+    ]
+    # Summed per group by record_findings, with the calls as examples.
+    assert db.rows(
+        "SELECT kind, referenced_tenant_id::text, covered_by_grant, tenant_id::text, calls, example_call_ids"
+        " FROM migration_call_findings_summary ORDER BY kind, covered_by_grant"
+    ) == [
+        ("agent_in_other_tenant", ORG_A, False, ORG_B, 1, ["c0000000-0000-4000-8000-0000000000c2"]),
+        ("agent_in_other_tenant", ORG_A, True, ORG_B, 1, ["c0000000-0000-4000-8000-0000000000c1"]),
+        ("lead_in_other_tenant", ORG_A, False, ORG_B, 1, ["c0000000-0000-4000-8000-0000000000c2"]),
     ]
     # Both calls landed all the same, with their references as the guide maps them.
     assert db.rows("SELECT agent_id FROM voice_calls ORDER BY id") == [(5,), (7,)]
