@@ -162,6 +162,8 @@ class AirflowStack:
         for name in reversed(list(self.processes)):
             self._terminate(self.processes[name])
         self.processes.clear()
+        if self.celery_workers:
+            self._forget_celery_queue()
         for uri in (self.metadata_uri, self.legacy_db.uri if self.legacy_db else None):
             if uri:
                 drop_database(self.pg_admin_uri, uri)
@@ -259,6 +261,22 @@ class AirflowStack:
             )
 
         self._poll("the Celery workers", ready, self.startup_timeout, logs=list(self.celery_workers.values()))
+
+    def _forget_celery_queue(self) -> None:
+        """Remove what Celery left of this stack's queue on the broker (its bindings), so that a shared Redis
+        (VOICE_AGENT_REDIS_URL) does not gather a few keys per test session; other keys are left alone."""
+        import redis  # celery[redis]; only the Celery stack needs it
+
+        client = redis.Redis.from_url(self.celery_broker_url)
+        try:
+            keys = list(client.scan_iter(match=f"*{self.celery_queue}*", count=1000))
+            if keys:
+                client.delete(*keys)
+            client.zrem("_kombu.binding_deadlines", self.celery_queue)
+        except redis.RedisError:
+            pass  # the broker is gone already: nothing to forget
+        finally:
+            client.close()
 
     @staticmethod
     def _terminate(process: subprocess.Popen, timeout: float = 30.0) -> None:
