@@ -5,8 +5,8 @@ scheduler queues task instances on a Redis broker, `airflow celery worker` proce
 backend: the metadata database), each reporting its own name as `TaskInstance.hostname`.
 
 Everything a test does goes through the public REST API v2 (or the `airflow` CLI), as a user would.
-Use it through the session-scoped `airflow_stack` fixture (tests/dags/conftest.py); the processes'
-output is in `<home>/logs/<process>.log`.
+Use it through the session-scoped `airflow_stack` fixture, or the module-scoped `celery_stack` one
+(tests/dags/conftest.py); the processes' output is in `<home>/logs/<process>.log`.
 """
 
 from __future__ import annotations
