@@ -1,9 +1,12 @@
 """A real Airflow 3 for tests: api-server, scheduler and dag-processor (LocalExecutor) on loopback, with the
-metadata database on PostgreSQL and the `voice_agent_db` connection on a seeded demo database.
+metadata database on PostgreSQL and the `voice_agent_db` connection on a seeded demo database. With
+`celery_broker_url` and `celery_workers`, the CeleryExecutor instead, as in docker-compose.yaml: the
+scheduler queues task instances on a Redis broker, `airflow celery worker` processes run them (result
+backend: the metadata database), each reporting its own name as `TaskInstance.hostname`.
 
 Everything a test does goes through the public REST API v2 (or the `airflow` CLI), as a user would.
-Use it through the session-scoped `airflow_stack` fixture (tests/dags/conftest.py); the processes'
-output is in `<home>/logs/<process>.log`.
+Use it through the session-scoped `airflow_stack` fixture, or the module-scoped `celery_stack` one
+(tests/dags/conftest.py); the processes' output is in `<home>/logs/<process>.log`.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +31,7 @@ from devtools.airflow_env import DAG_ID, REPO, airflow_env
 from devtools.legacy_db import build_demo_database
 from devtools.postgres import airflow_connection, create_database, drop_database
 from tests.helpers import LegacyDatabase
+from tests.worker_hostname import ENV_HOSTNAME
 
 AIRFLOW_CLI = Path(sys.executable).with_name("airflow")
 FINAL_RUN_STATES = frozenset({"success", "failed"})
@@ -37,6 +41,8 @@ PROCESSES = {
     "dag-processor": ("dag-processor",),
     "scheduler": ("scheduler",),
 }
+# A Celery worker's `[core] hostname_callable`: its name (ENV_HOSTNAME) as TaskInstance.hostname.
+WORKER_HOSTNAME_CALLABLE = "tests.worker_hostname.hostname"
 
 
 class AirflowStackError(AssertionError):
@@ -100,7 +106,12 @@ class AirflowStack:
         parallelism: int = 8,
         scheduled_runs: bool = False,
         startup_timeout: float = 300.0,
+        celery_broker_url: str | None = None,
+        celery_workers: Sequence[str] = (),
+        worker_concurrency: int = 4,
     ) -> None:
+        if bool(celery_broker_url) != bool(celery_workers):
+            raise ValueError("the CeleryExecutor needs both a broker URL and at least one worker")
         self.pg_admin_uri = pg_admin_uri
         self.home = Path(home)
         self.log_dir = self.home / "logs"
@@ -109,6 +120,14 @@ class AirflowStack:
         self.parallelism = parallelism
         self.scheduled_runs = scheduled_runs
         self.startup_timeout = startup_timeout
+        self.celery_broker_url = celery_broker_url
+        self.worker_concurrency = worker_concurrency
+        # Unique per stack: a broker shared with other stacks (VOICE_AGENT_REDIS_URL) never hands this
+        # stack's tasks to their workers, nor theirs to this one's.
+        token = uuid.uuid4().hex[:8]
+        self.celery_queue = f"voice_agent_{token}"
+        # {hostname: process name}: the process's log is <home>/logs/<process name>.log.
+        self.celery_workers = {f"{name}-{token}": name for name in celery_workers}
         self.metadata_uri: str | None = None
         self.legacy_db: LegacyDatabase | None = None
         self.env: dict[str, str] = {}
@@ -128,8 +147,11 @@ class AirflowStack:
         self.cli("db", "migrate")
         for name, command in PROCESSES.items():
             self._spawn(name, command)
+        for hostname in self.celery_workers:
+            self._spawn_celery_worker(hostname)
         self._wait_until_api_is_up()
         self._wait_until_dag_is_parsed()
+        self._wait_until_celery_workers_are_ready()
         self.startup_seconds = time.monotonic() - started
         return self
 
@@ -140,6 +162,8 @@ class AirflowStack:
         for name in reversed(list(self.processes)):
             self._terminate(self.processes[name])
         self.processes.clear()
+        if self.celery_workers:
+            self._forget_celery_queue()
         for uri in (self.metadata_uri, self.legacy_db.uri if self.legacy_db else None):
             if uri:
                 drop_database(self.pg_admin_uri, uri)
@@ -154,13 +178,17 @@ class AirflowStack:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    @property
+    def executor(self) -> str:
+        return "CeleryExecutor" if self.celery_workers else "LocalExecutor"
+
     def _build_env(self) -> dict[str, str]:
         env = airflow_env(self.home, airflow_connection(self.legacy_db.uri))
         pythonpath = [str(REPO / "plugins"), str(REPO), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
         env.update(
             PYTHONPATH=os.pathsep.join(dict.fromkeys(pythonpath)),
             AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=sqlalchemy_url(self.metadata_uri),
-            AIRFLOW__CORE__EXECUTOR="LocalExecutor",
+            AIRFLOW__CORE__EXECUTOR=self.executor,
             AIRFLOW__CORE__PARALLELISM=str(self.parallelism),
             AIRFLOW__CORE__LOAD_EXAMPLES="False",
             AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="True",
@@ -184,6 +212,15 @@ class AirflowStack:
             AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES="1",
             AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE=str(self.scheduled_runs),
         )
+        if self.celery_workers:
+            env.update(
+                AIRFLOW__CELERY__BROKER_URL=self.celery_broker_url,
+                # As docker-compose.yaml: Celery's task results in the metadata database (db+ SQLAlchemy URL).
+                AIRFLOW__CELERY__RESULT_BACKEND=f"db+{sqlalchemy_url(self.metadata_uri)}",
+                AIRFLOW__CELERY__WORKER_CONCURRENCY=str(self.worker_concurrency),
+                # The queue every task goes to (read when the DAG is parsed) and the workers listen on.
+                AIRFLOW__OPERATORS__DEFAULT_QUEUE=self.celery_queue,
+            )
         return env
 
     def _spawn(self, name: str, command: tuple[str, ...]) -> None:
@@ -195,6 +232,51 @@ class AirflowStack:
             self.processes[name] = subprocess.Popen(
                 args, env=self.env, cwd=self.home, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
+
+    def _spawn_celery_worker(self, hostname: str) -> None:
+        """`airflow celery worker` named `hostname` (Celery's node name and the tasks' TaskInstance.hostname),
+        serving its task logs on a port of its own."""
+        env = {
+            **self.env,
+            "AIRFLOW__CORE__HOSTNAME_CALLABLE": WORKER_HOSTNAME_CALLABLE,
+            ENV_HOSTNAME: hostname,
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(_free_port()),
+        }
+        args = [str(AIRFLOW_CLI), "celery", "worker", "--celery-hostname", hostname]
+        args += ["--queues", self.celery_queue, "--concurrency", str(self.worker_concurrency)]
+        name = self.celery_workers[hostname]
+        with open(self.log_path(name), "ab") as log:
+            self.processes[name] = subprocess.Popen(
+                args, env=env, cwd=self.home, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+
+    def _wait_until_celery_workers_are_ready(self) -> None:
+        """Every worker connected to the broker and consuming (Celery logs `<node> ready.`), so that the
+        first tasks queued do not all go to the worker that happened to start first."""
+
+        def ready() -> bool:
+            return all(
+                f"@{hostname} ready." in self.log_tail(name, lines=400)
+                for hostname, name in self.celery_workers.items()
+            )
+
+        self._poll("the Celery workers", ready, self.startup_timeout, logs=list(self.celery_workers.values()))
+
+    def _forget_celery_queue(self) -> None:
+        """Remove what Celery left of this stack's queue on the broker (its bindings), so that a shared Redis
+        (VOICE_AGENT_REDIS_URL) does not gather a few keys per test session; other keys are left alone."""
+        import redis  # celery[redis]; only the Celery stack needs it
+
+        client = redis.Redis.from_url(self.celery_broker_url)
+        try:
+            keys = list(client.scan_iter(match=f"*{self.celery_queue}*", count=1000))
+            if keys:
+                client.delete(*keys)
+            client.zrem("_kombu.binding_deadlines", self.celery_queue)
+        except redis.RedisError:
+            pass  # the broker is gone already: nothing to forget
+        finally:
+            client.close()
 
     @staticmethod
     def _terminate(process: subprocess.Popen, timeout: float = 30.0) -> None:

@@ -1,4 +1,5 @@
-"""Fixtures of the DAG tests: a real Airflow stack shared by the session, and instant retries."""
+"""Fixtures of the DAG tests: a real Airflow stack shared by the session, the same with the CeleryExecutor
+and two workers, and instant retries."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 
+from devtools.redis_server import redis_url
 from tests import helpers
 from tests.stack import AirflowStack
 
@@ -18,6 +20,24 @@ def airflow_stack(pg_admin_uri, tmp_path_factory) -> AirflowStack:
     `reset_target()` when a test needs the freshly seeded database.
     """
     with AirflowStack(pg_admin_uri, tmp_path_factory.mktemp("airflow-stack")) as stack:
+        yield stack
+
+
+@pytest.fixture(scope="module")
+def celery_stack(pg_admin_uri, tmp_path_factory) -> AirflowStack:
+    """Airflow with the CeleryExecutor, as docker-compose.yaml runs it: a Redis broker (VOICE_AGENT_REDIS_URL,
+    else one started for the module, devtools/redis_server.py), the metadata database as result backend,
+    and two `airflow celery worker` processes whose hostnames are `stack.celery_workers`. Stopped (workers
+    and Redis included) when the module's tests are done, even when one failed."""
+    with (
+        redis_url() as broker,
+        AirflowStack(
+            pg_admin_uri,
+            tmp_path_factory.mktemp("airflow-celery-stack"),
+            celery_broker_url=broker,
+            celery_workers=("celery-worker-a", "celery-worker-b"),
+        ) as stack,
+    ):
         yield stack
 
 

@@ -75,11 +75,16 @@ def test_a_call_step_marked_failed_stops_its_statements_and_the_cleared_task_res
             json={"new_state": "failed"},
         )
         # The lock is still held: only a cancel ends the waiting statement.
-        poll(
-            "no session of the migration active",
-            lambda: not [r for r in db.rows(MIGRATION_SESSIONS, (f"{stack.dag_id}/%",)) if r[1] == "active"],
-            timeout=30,
-        )
+        try:
+            poll(
+                "no session of the migration active",
+                lambda: not [r for r in db.rows(MIGRATION_SESSIONS, (f"{stack.dag_id}/%",)) if r[1] == "active"],
+                timeout=30,
+            )
+        except AssertionError as error:
+            active = db.rows(MIGRATION_SESSIONS, (f"{stack.dag_id}/%",))
+            log = stack.task_log(second, "migrate_voice_calls")
+            raise AssertionError(f"{error}: {active}\n{log[-6000:]}") from None
         holder.rollback()
     assert stack.wait_for(second, timeout=120) == {second: "failed"}
     assert f"cancelled the statements of backends [{pid}" in stack.task_log(second, "migrate_voice_calls")
