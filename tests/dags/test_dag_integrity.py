@@ -71,7 +71,7 @@ def test_every_task_gets_the_dags_default_args(dag):
     every kind of task: SQL steps, checks, reports, the dry run, the branch and the teardown."""
     assert {type(t).__name__ for t in dag.tasks} >= {
         "MigrationStepOperator",
-        "PartitionedSQLOperator",
+        "ChunkedSQLOperator",
         "MigrationCheckOperator",
         "SQLReportOperator",
         "DryRunOperator",

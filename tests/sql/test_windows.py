@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 import psycopg
 import pytest
@@ -161,11 +162,14 @@ def test_a_malformed_window_fails_rendering_before_any_sql_runs(params, message)
 def test_concurrent_windowed_and_full_call_steps_with_different_partition_counts_settle_every_call_once(
     kathmandu_demo,
 ):
-    """Lock-ordered per-byte locks: overlapping runs with 2 and 3 partitions neither deadlock nor double."""
+    """Three runs' call steps at once, with 2, 3 and 1 sessions: neither deadlock nor double."""
     db = kathmandu_demo
     runs = [(2, {}), (3, DAY_1), (1, DAY_2)]
     with ThreadPoolExecutor(max_workers=len(runs)) as pool:
-        futures = [pool.submit(run_call_step, db, partitions, **params) for partitions, params in runs]
+        futures = [
+            pool.submit(run_call_step, replace(db, run_id=f"manual__concurrent_{n}"), partitions, **params)
+            for n, (partitions, params) in enumerate(runs)
+        ]
         for future in futures:
             future.result(timeout=300)  # a deadlock would surface as PostgreSQL's deadlock error
     assert settled_calls(db) == legacy_calls(db)
