@@ -13,7 +13,7 @@ import psycopg
 from devtools.airflow_env import DAG_ID, REPO, SQL_DIR, render_sql
 from devtools.postgres import airflow_connection
 from voice_agent_migration.chunks import ChunkedStep
-from voice_agent_migration.operators import step_task_id
+from voice_agent_migration.operators import NO_JIT, step_task_id
 from voice_agent_migration.sessions import Sessions
 
 # Tables where every run appends its own record: a re-run adds to them by design.
@@ -90,8 +90,10 @@ class LegacyDatabase:
 
     def run_sql_file(self, relative_path: str, **params: str) -> list[tuple]:
         """Render a file of sql/ as the DAG does and run it in one transaction, like its task
-        (maintenance such as VACUUM runs in autocommit, as its task does)."""
+        (maintenance such as VACUUM runs in autocommit, as its task does; without JIT, as the check
+        operator runs a check: the steps switch it off themselves)."""
         with psycopg.connect(self.uri, autocommit="vacuum" in relative_path) as conn:
+            conn.execute(NO_JIT)
             cur = conn.execute(render_sql(relative_path, params, run_id=self.run_id))
             return cur.fetchall() if cur.description else []
 
