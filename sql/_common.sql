@@ -400,7 +400,7 @@ WHERE (r.reason, r.source_row) IS DISTINCT FROM (excluded.reason, excluded.sourc
   of this chunk) whose legacy row is gone. A correct step leaves none; check_lineage_matches_legacy
   reads the record, so a legacy row deleted after the step is the next run's, not a failure.
 -#}
-{%- macro record_orphans(table, part="0", in_part="TRUE") -%}
+{%- macro record_orphans(table, part="0", in_part="TRUE", legacy_ids=None) -%}
 INSERT INTO {{ tgt }}.migration_run_lineage AS l (run_id, source_table, part, orphaned, example_ids)
 SELECT
     {{ run }},
@@ -415,8 +415,13 @@ FROM (
     WHERE
         {{ in_part }}
         AND NOT EXISTS (
+            {%- if legacy_ids %}
+            SELECT 1 FROM {{ legacy_ids }} AS lg
+            WHERE lg.id = written.id
+            {%- else %}
             SELECT 1 FROM {{ src }}.{{ table.source_table }} AS lg
             WHERE lg.{{ table.source_key }} = written.id
+            {%- endif %}
         )
     {%- else %}
     SELECT m.source_id AS id
@@ -436,11 +441,12 @@ ON CONFLICT (run_id, source_table, part) DO UPDATE SET
 
 {#-
   Every legacy row of catalog table `table` in scope (the calls of `window`, of the chunk `in_part`
-  for a condition on `lg`) with its tenant and outcome: landed (in the lineage; for a table whose rows
+  for a condition on `lg`, and `landed_part` on the written ids `written` and `t`; or the query `legacy`
+  of `(source_id, tenant_id, row_version)` that a step already made of them) with its tenant and outcome: landed (in the lineage; for a table whose rows
   keep their legacy id, among the ids the migration wrote and in the target) and rejected (in the quarantine, with its
   reason). Only the small tables' ids are compared as text; the calls' as uuids.
 -#}
-{%- macro outcomes(table, window, in_part="TRUE") -%}
+{%- macro outcomes(table, window, in_part="TRUE", landed_part="TRUE", legacy=None) -%}
 SELECT
     lg.tenant_id,
     lg.source_id,
@@ -449,14 +455,19 @@ SELECT
     landed.id IS NOT NULL AS landed,
     r.source_id IS NOT NULL AS rejected
 FROM (
+    {%- if legacy %}
+    {{ legacy }}
+    {%- else %}
     {{ legacy_rows(table, window) }}
     {{ "AND" if table.window_column else "WHERE" }} {{ in_part }}
+    {%- endif %}
 ) AS lg
 {%- if table.owned_ids %}
 LEFT JOIN (
     SELECT written.id
     FROM {{ tgt }}.{{ table.owned_ids }} AS written
     INNER JOIN {{ tgt }}.{{ table.target_table }} AS t ON written.id = t.id
+    WHERE {{ landed_part }}
 ) AS landed ON lg.source_id::uuid = landed.id
 {%- else %}
 LEFT JOIN (
@@ -473,9 +484,11 @@ LEFT JOIN {{ tgt }}.migration_rejects AS r
   The step's account of its table, in its own transaction (one snapshot with its writes, so the
   legacy application's later writes cannot unbalance it): per tenant and reason, the rows in scope,
   landed, rejected, and those that break conservation (in neither, or in both) with a few of their
-  ids. record_run_account adds the writes and sums it up. `part`: the call step's chunk.
+  ids. record_run_account adds the writes and sums it up. `part`: the call step's chunk; `in_part`
+  limits the legacy rows to it, `landed_part` the written rows (`written`, `t`), so that a chunk reads
+  its own range of the target, not all of it.
 -#}
-{%- macro record_scope(table, window, part="0", in_part="TRUE") -%}
+{%- macro record_scope(table, window, part="0", in_part="TRUE", landed_part="TRUE", legacy=None) -%}
 DELETE FROM {{ tgt }}.migration_run_scope
 WHERE run_id = {{ run }} AND source_table = '{{ table.source_table }}' AND part = {{ part }};
 
@@ -494,7 +507,7 @@ SELECT
     count(*) FILTER (WHERE NOT o.landed AND NOT o.rejected),
     count(*) FILTER (WHERE o.landed AND o.rejected),
     coalesce(array_to_string((array_agg(o.source_id ORDER BY o.source_id) FILTER (WHERE o.landed = o.rejected))[1:5], ' '), '')
-FROM ({{ outcomes(table, window, in_part) }}) AS o
+FROM ({{ outcomes(table, window, in_part, landed_part, legacy) }}) AS o
 GROUP BY o.tenant_id, o.reason
 {%- endmacro -%}
 

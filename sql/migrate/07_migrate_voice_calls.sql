@@ -78,6 +78,7 @@ CREATE OR REPLACE TEMP VIEW call_inputs AS
 SELECT
     cl.id,
     {{ calls.reject_reason() }} AS reason,
+    {{ c.tenant_of(table) }} AS tenant_id,
     hash_record_extended(
         (cl.id, cl.row_version, u.organization_id, u.user_id, n.phone_number, l.lead_number, l.lead_id),
         {{ mapping_version }}
@@ -97,12 +98,13 @@ FROM (
 {{ calls.references() }}
 WHERE {{ scope }};
 
--- Those inputs for the chunk's calls (of the window), in one pass: whether the chunk is to be rebuilt
--- and the quarantine are decided from it.
+-- Those inputs for the chunk's calls (of the window), in one pass: whether the chunk is to be rebuilt,
+-- the quarantine and the chunk's account (with each call's tenant) are decided from it.
 CREATE TEMP TABLE call_state ON COMMIT DROP AS
 SELECT
     i.id,
     i.reason,
+    i.tenant_id,
     i.fingerprint
 FROM call_inputs AS i;
 
@@ -193,9 +195,11 @@ WHERE
     AND r.source_id BETWEEN ({{ inc.chunk_lower }})::text AND ({{ inc.chunk_upper }})::text
     AND {{ inc.in_chunk("r.source_id::uuid") }}
     AND {{ changed }}
-    AND NOT EXISTS (
-        SELECT 1 FROM call_state AS st
-        WHERE st.id = r.source_id::uuid AND st.reason IS NOT NULL
+    -- NOT IN over the chunk's few quarantined calls: one hashed lookup per quarantined row (the
+    -- quarantine's statistics lag its inserts, and an anti-join was planned as a nested loop).
+    AND r.source_id::uuid NOT IN (
+        SELECT st.id FROM call_state AS st
+        WHERE st.reason IS NOT NULL
     )
     {%- if window %}
     AND (
@@ -309,10 +313,13 @@ WHERE written.id = u.id;
         )
 {%- endif %}
 {%- endset %}
-{{ c.record_orphans(table, part=inc.chunk_number, in_part=in_scope) }};
+{#- A full run's call_state holds every legacy call of the chunk: the orphans are looked up there. -#}
+{{ c.record_orphans(table, part=inc.chunk_number, in_part=in_scope, legacy_ids=None if window else "call_state") }};
 
 -- The chunk's account of its calls (of the window), in its snapshot.
-{{ c.record_scope(table, window, part=inc.chunk_number, in_part=inc.in_chunk("lg.id")) }};
+{{ c.record_scope(table, window, part=inc.chunk_number,
+    legacy="SELECT st.id::text AS source_id, st.tenant_id, NULL::xid AS row_version FROM call_state AS st",
+    landed_part=inc.in_chunk("written.id") ~ " AND " ~ inc.in_chunk("t.id")) }};
 
 -- noqa: disable=LT02
 {% if not window -%}
