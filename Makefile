@@ -25,14 +25,19 @@ demo-shell: $(BIN)/.installed
 migrate: $(BIN)/.installed
 	$(BIN)/python -m devtools.migrate
 
-## bench: full DAG vs. the guide's hand-run SQL on ROWS call logs; appends to docs/benchmarks-history.md
+## bench: full DAG vs. the guide's hand-run SQL on ROWS call logs of SHAPE (clean: the demo's; shared: most
+## calls use another organization's agent or lead), on the embedded PostgreSQL or on the server PG_URI names
+## (an admin URI: the bench creates and drops its databases there); appends to docs/benchmarks-history.md.
+## PG_URI reaches devtools/bench.py (its --pg-uri) through the environment, so make never echoes a password.
 ROWS ?= 100000
+SHAPE ?= clean
 bench: $(BIN)/.installed
-	$(BIN)/python -m devtools.bench --rows $(ROWS)
+	$(BIN)/python -m devtools.bench --rows $(ROWS) --shape $(SHAPE)
 
-## bench-resume: the call step killed (SIGKILL) at KILL_AT of its chunks on ROWS call logs, then retried
+## bench-resume: the call step killed (SIGKILL) at KILL_AT of its chunks on ROWS call logs of SHAPE (on the
+## server PG_URI names, as bench), then retried: the retry does only the chunks not committed
 bench-resume: $(BIN)/.installed
-	$(BIN)/python -m devtools.bench_resume --rows $(ROWS) --kill-at $(or $(KILL_AT),0.7)
+	$(BIN)/python -m devtools.bench_resume --rows $(ROWS) --shape $(SHAPE) --kill-at $(or $(KILL_AT),0.7)
 
 ## lint: ruff (with Airflow rules) on Python, sqlfluff on the migration SQL
 lint: $(BIN)/.installed

@@ -1,4 +1,4 @@
-"""`make bench-resume ROWS=N [PG_URI=...] [KILL_AT=0.7] [CHUNK_SIZE=50000]`: the call step killed outright at
+"""`make bench-resume ROWS=N [SHAPE=clean|shared] [PG_URI=...] [KILL_AT=0.7] [CHUNK_SIZE=50000]`: the call step killed outright at
 KILL_AT of its chunks, then retried: the retry does only the chunks the killed try had not committed.
 
 The steps before the call step run as the DAG runs them; the call step runs as its task does
@@ -20,8 +20,9 @@ import time
 import psycopg
 
 from devtools.airflow_env import render_sql
-from devtools.legacy_db import build_demo_database
-from devtools.postgres import create_database, drop_database, server_uri
+from devtools.bench import bench_server
+from devtools.legacy_db import SHAPES, build_demo_database
+from devtools.postgres import create_database, drop_database
 
 CALL_STEP = "migrate/07_migrate_voice_calls.sql"
 RUN_ID = "manual__bench_resume"
@@ -60,6 +61,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=int(os.environ.get("ROWS") or 1_000_000))
     parser.add_argument("--kill-at", type=float, default=float(os.environ.get("KILL_AT") or 0.7))
+    parser.add_argument("--shape", choices=SHAPES, default=os.environ.get("SHAPE") or "clean")
+    parser.add_argument("--pg-uri", default=os.environ.get("PG_URI", ""))
     parser.add_argument("--chunk-size", type=int, default=int(os.environ.get("CHUNK_SIZE") or 50_000))
     parser.add_argument("--child", help=argparse.SUPPRESS)  # the killed try: the database URI
     args = parser.parse_args()
@@ -67,17 +70,17 @@ def main() -> int:
         call_step(args.child, args.chunk_size)
         return 0
 
-    with server_uri() as admin_uri:
+    with bench_server(args.pg_uri) as (admin_uri, _):
         uri = create_database(admin_uri, prefix="voice_agent_resume")
         try:
             started = time.monotonic()
-            build_demo_database(uri, calls=args.rows)
+            build_demo_database(uri, calls=args.rows, shape=args.shape)
             for step in BEFORE_CALL_STEP:  # each on its own session: a step's lock is the session's
                 with psycopg.connect(uri) as conn:
                     conn.execute(render_sql(step, run_id=RUN_ID))
             with psycopg.connect(uri, autocommit=True) as conn:
                 version = conn.execute("SHOW server_version").fetchone()[0]
-                print(f"seeded {args.rows:,} call logs in {time.monotonic() - started:.0f}s (PostgreSQL {version})")
+                print(f"seeded {args.rows:,} call logs ({args.shape}) in {time.monotonic() - started:.0f}s (PostgreSQL {version})")
 
                 started = time.monotonic()
                 child = subprocess.Popen(

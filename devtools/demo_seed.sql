@@ -110,9 +110,17 @@ SELECT setval('leads_voiceagent_id_seq', 63);
 
 INSERT INTO batch_logs_voiceagent (id) SELECT md5('batch' || b)::uuid FROM generate_series(1, 20) AS b;
 
+-- The primary key is built once the rows are in (at 10M calls one sort is much cheaper than 10M
+-- insertions at random places of an index larger than shared_buffers).
+ALTER TABLE call_logs_voiceagent DROP CONSTRAINT call_logs_voiceagent_pkey;
+
 -- Calls: mostly an agent and a lead of the caller's organization; in small proportion callers
 -- without organization or without user, agents of other tenants or quarantined agents, NULL
 -- started_at, target, agent, voice or number, statuses in mixed case and one too long.
+-- The shared shape (the setting voice_agent_demo.shape = 'shared', seed_demo(shape="shared")):
+-- agents and leads shared between organizations, so that about three calls in four use an agent
+-- (3 in 5) or a lead (1 in 3) of another organization. Without it (the clean shape) the calls are
+-- the same as without the setting.
 WITH users_by_org AS (
     SELECT organization_id, array_agg(id ORDER BY id) AS user_ids
     FROM users_voiceagent WHERE organization_id IS NOT NULL GROUP BY organization_id
@@ -132,6 +140,16 @@ orgs AS (
     FROM users_by_org AS o
     JOIN agents_by_org AS a USING (organization_id)
     JOIN leads_by_org AS l USING (organization_id)
+),
+orgs_and_others AS MATERIALIZED (  -- computed once, not per call
+    SELECT
+        o.*,
+        (SELECT array_agg(x.id ORDER BY x.id) FROM orgs AS p, unnest(p.agent_ids) AS x (id) WHERE p.org_no <> o.org_no)
+            AS other_agent_ids,
+        (SELECT array_agg(x.id ORDER BY x.id) FROM orgs AS p, unnest(p.lead_ids) AS x (id) WHERE p.org_no <> o.org_no)
+            AS other_lead_ids,
+        coalesce(current_setting('voice_agent_demo.shape', true), '') = 'shared' AS shared
+    FROM orgs AS o
 ),
 calls AS (
     SELECT
@@ -157,12 +175,14 @@ SELECT
     CASE
         WHEN c.i % 41 = 0 THEN NULL
         WHEN c.i % 173 = 0 THEN 60
+        WHEN o.shared AND (c.i / 5) % 3 = 0 THEN o.other_lead_ids[1 + (c.i / 3) % cardinality(o.other_lead_ids)]
         ELSE o.lead_ids[1 + c.i % cardinality(o.lead_ids)]
     END,
     CASE
         WHEN c.i % 53 = 0 THEN 1 + (c.i * 3) % 19
         WHEN c.i % 131 = 0 THEN 21 + c.i % 3
         WHEN c.i % 59 = 0 THEN NULL
+        WHEN o.shared AND c.i % 5 < 3 THEN o.other_agent_ids[1 + (c.i / 5) % cardinality(o.other_agent_ids)]
         ELSE o.agent_ids[1 + c.i % cardinality(o.agent_ids)]
     END,
     CASE
@@ -190,7 +210,8 @@ SELECT
     CASE WHEN c.i % 5 = 0 THEN md5('batch' || (1 + c.i % 20))::uuid END,
     jsonb_build_object('llm', round((c.i % 97) * 0.0007, 6), 'stt', 0.0021, 'tts', round((c.i % 13) * 0.0011, 6))
 FROM calls AS c
-JOIN orgs AS o USING (org_no);
+JOIN orgs_and_others AS o USING (org_no);
+ALTER TABLE call_logs_voiceagent ADD CONSTRAINT call_logs_voiceagent_pkey PRIMARY KEY (id);
 
 -- Grants: cross-organization agent use (covering some cross-tenant calls), a voice, a number,
 -- and two that cannot migrate (no organization, an organization with no users).

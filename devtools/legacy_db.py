@@ -16,11 +16,22 @@ def create_legacy_schema(conn: psycopg.Connection, schema: str = "voice_agent") 
     conn.execute("RESET search_path")
 
 
-def seed_demo(conn: psycopg.Connection, schema: str = "voice_agent", calls: int = 742) -> None:
-    """Fill an empty legacy schema with the demo organizations, resources and `calls` call logs."""
+# The data shapes of the demo's call log: "clean", most calls within their organization (the demo);
+# "shared", about three calls in four using an agent or a lead of another organization.
+SHAPES = ("clean", "shared")
+
+
+def seed_demo(conn: psycopg.Connection, schema: str = "voice_agent", calls: int = 742, shape: str = "clean") -> None:
+    """Fill an empty legacy schema with the demo organizations, resources and `calls` call logs, in
+    one set-based statement per table (10M calls take minutes and no client memory). `shape` is one of
+    SHAPES; the clean shape's rows do not depend on it being given."""
+    if shape not in SHAPES:
+        raise ValueError(f"unknown demo shape {shape!r}, expected one of {', '.join(SHAPES)}")
     sql = (HERE / "demo_seed.sql").read_text().replace("%(calls)s", str(int(calls)))
     conn.execute(f'SET search_path = "{schema}"')
+    conn.execute("SELECT set_config('voice_agent_demo.shape', %s, false)", (shape,))
     conn.execute(sql)
+    conn.execute("RESET voice_agent_demo.shape")
     conn.execute("RESET search_path")
     conn.execute(f'ANALYZE "{schema}".call_logs_voiceagent')
 
@@ -33,8 +44,8 @@ def create_application_tables(conn: psycopg.Connection, schema: str = "public") 
     conn.execute((HERE / "application_tables.sql").read_text(encoding="utf-8").replace("%(schema)s", schema))
 
 
-def build_demo_database(uri: str, calls: int = 742) -> None:
+def build_demo_database(uri: str, calls: int = 742, shape: str = "clean") -> None:
     with psycopg.connect(uri, autocommit=True) as conn:
         create_legacy_schema(conn)
-        seed_demo(conn, calls=calls)
+        seed_demo(conn, calls=calls, shape=shape)
         create_application_tables(conn)
