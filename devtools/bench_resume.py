@@ -1,5 +1,6 @@
-"""`make bench-resume ROWS=N [SHAPE=clean|shared] [PG_URI=...] [KILL_AT=0.7] [CHUNK_SIZE=50000]`: the call step killed outright at
-KILL_AT of its chunks, then retried: the retry does only the chunks the killed try had not committed.
+"""`make bench-resume ROWS=N [SHAPE=clean|shared] [PG_URI=...] [KILL_AT=0.7] [CHUNK_SIZE=50000]`: the call
+step killed outright at KILL_AT of its chunks, then retried: the retry does only the chunks the killed
+try had not committed.
 
 The steps before the call step run as the DAG runs them; the call step runs as its task does
 (ChunkedStep, the DAG's default chunk size and sessions) in a child process, killed with SIGKILL once
@@ -80,7 +81,8 @@ def main() -> int:
                     conn.execute(render_sql(step, run_id=RUN_ID))
             with psycopg.connect(uri, autocommit=True) as conn:
                 version = conn.execute("SHOW server_version").fetchone()[0]
-                print(f"seeded {args.rows:,} call logs ({args.shape}) in {time.monotonic() - started:.0f}s (PostgreSQL {version})")
+                seeded = time.monotonic() - started
+                print(f"seeded {args.rows:,} call logs ({args.shape}) in {seeded:.0f}s (PostgreSQL {version})")
 
                 started = time.monotonic()
                 child = subprocess.Popen(

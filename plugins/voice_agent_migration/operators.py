@@ -106,7 +106,7 @@ def step_task_id(sql_file: str) -> str:
 class CancelsItsStatements:
     """Every connection the task opens is named for pg_stat_activity (DAG, task, run) and tracked; a
     killed task (`on_kill`: marked failed, its execution_timeout, a worker shutdown) cancels what they
-    run on the server, and so does any error or interruption of `execute` (see sessions.py)."""
+    run on the server (see sessions.py; the chunked step also cancels its sessions when interrupted)."""
 
     _sessions: Sessions | None = None
 
