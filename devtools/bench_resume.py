@@ -27,15 +27,6 @@ from devtools.postgres import create_database, drop_database
 
 CALL_STEP = "migrate/07_migrate_voice_calls.sql"
 RUN_ID = "manual__bench_resume"
-BEFORE_CALL_STEP = [
-    "setup/00_check_legacy_schema.sql",
-    "setup/01_create_target_tables.sql",
-    "migrate/02_migrate_tenants.sql",
-    "migrate/03_migrate_voices.sql",
-    "migrate/04_migrate_phone_numbers.sql",
-    "migrate/05_migrate_voice_agents.sql",
-    "migrate/06_migrate_leads.sql",
-]
 
 
 def call_step(uri: str, chunk_size: int) -> None:
@@ -76,7 +67,10 @@ def main() -> int:
         try:
             started = time.monotonic()
             build_demo_database(uri, calls=args.rows, shape=args.shape)
-            for step in BEFORE_CALL_STEP:  # each on its own session: a step's lock is the session's
+            from dags.voice_agent_tenant_migration import DATA_STEPS  # the DAG's own order
+
+            # Each step on its own session: a step's lock is the session's.
+            for step in DATA_STEPS[: DATA_STEPS.index(CALL_STEP)]:
                 with psycopg.connect(uri) as conn:
                     conn.execute(render_sql(step, run_id=RUN_ID))
             with psycopg.connect(uri, autocommit=True) as conn:

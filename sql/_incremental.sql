@@ -49,6 +49,19 @@
 )
 {%- endmacro -%}
 
+{#- The tiling of the id space the last runs left (migration_call_chunks), or the whole space. -#}
+{%- macro known_tiles() -%}
+SELECT
+    k.lower_id,
+    k.upper_id
+FROM {{ c.tgt }}.migration_call_chunks AS k
+UNION ALL
+SELECT
+    {{ chunk_lower }},
+    {{ chunk_upper }}
+WHERE NOT EXISTS (SELECT 1 FROM {{ c.tgt }}.migration_call_chunks)
+{%- endmacro -%}
+
 {#-
   The plan: the run's chunks, once per try that finds none left to do (a retry of a stopped step
   resumes its plan; a step run again after it completed, e.g. a cleared successful task, plans anew).
@@ -66,15 +79,7 @@ WHERE
     );
 
 CREATE TEMP TABLE chunk_tiles ON COMMIT DROP AS
-SELECT
-    k.lower_id,
-    k.upper_id
-FROM {{ c.tgt }}.migration_call_chunks AS k
-UNION ALL
-SELECT
-    {{ chunk_lower }},
-    {{ chunk_upper }}
-WHERE NOT EXISTS (SELECT 1 FROM {{ c.tgt }}.migration_call_chunks);
+{{ known_tiles() }};
 
 CREATE TEMP TABLE chunk_splits ON COMMIT DROP AS
 SELECT
@@ -135,15 +140,7 @@ SELECT
     tiles.lower_id,
     tiles.upper_id
 FROM (
-    SELECT
-        k.lower_id,
-        k.upper_id
-    FROM {{ c.tgt }}.migration_call_chunks AS k
-    UNION ALL
-    SELECT
-        {{ chunk_lower }},
-        {{ chunk_upper }}
-    WHERE NOT EXISTS (SELECT 1 FROM {{ c.tgt }}.migration_call_chunks)
+    {{ known_tiles() }}
 ) AS tiles
 WHERE NOT EXISTS (SELECT 1 FROM {{ c.tgt }}.migration_run_chunks AS planned WHERE planned.run_id = {{ c.run }});
 
