@@ -354,17 +354,12 @@ call_digests AS MATERIALIZED (
 ),
 
 -- The calls to look up by id: those written after the run's snapshot (their own row, their user,
--- number or lead) and the special ones. A narrow pass of its own, as the snapshot's test cannot run in
--- parallel.
+-- number or lead) and the special ones. A narrow pass of its own (only the key is kept), as the
+-- snapshot's test cannot run in parallel.
 looked_up_calls AS MATERIALIZED (
-    SELECT cl.id AS key
-    FROM {{ c.src }}.call_logs_voiceagent AS cl
-    LEFT JOIN legacy_users AS u ON cl.initiated_by = u.id
-    LEFT JOIN legacy_numbers AS n ON cl.from_number_id = n.id
-    LEFT JOIN legacy_leads AS l ON cl.target = l.id
-    WHERE
-        {{ c.in_window("cl.started_at", window) }}
-        AND ({{ call_pending() }} OR {{ call_special() }})
+    SELECT e.key
+    FROM exp_call_logs_voiceagent AS e
+    WHERE e.pending OR e.special
 ),
 
 -- The special and the pending calls, looked up by id (few), hashed in full.
