@@ -440,13 +440,13 @@ ON CONFLICT (run_id, source_table, part) DO UPDATE SET
 {%- endmacro -%}
 
 {#-
-  Every legacy row of catalog table `table` in scope (the calls of `window`, of the chunk `in_part`
-  for a condition on `lg`, and `landed_part` on the written ids `written` and `t`; or the query `legacy`
-  of `(source_id, tenant_id, row_version)` that a step already made of them) with its tenant and outcome: landed (in the lineage; for a table whose rows
-  keep their legacy id, among the ids the migration wrote and in the target) and rejected (in the quarantine, with its
-  reason). Only the small tables' ids are compared as text; the calls' as uuids.
+  Every legacy row of catalog table `table` in scope (the rows of `window`; or the query `legacy` of
+  `(source_id, tenant_id, row_version)` that a step already made of them) with its tenant and
+  outcome: landed (in the lineage; for a table whose rows keep their legacy id, among the ids the
+  migration wrote and in the target, each looked up by its id) and rejected (in the quarantine, with
+  its reason). Only the small tables' ids are compared as text; the calls' as uuids.
 -#}
-{%- macro outcomes(table, window, in_part="TRUE", landed_part="TRUE", legacy=None) -%}
+{%- macro outcomes(table, window, legacy=None) -%}
 SELECT
     lg.tenant_id,
     lg.source_id,
@@ -459,7 +459,6 @@ FROM (
     {{ legacy }}
     {%- else %}
     {{ legacy_rows(table, window) }}
-    {{ "AND" if table.window_column else "WHERE" }} {{ in_part }}
     {%- endif %}
 ) AS lg
 {%- if table.owned_ids %}
@@ -467,7 +466,6 @@ LEFT JOIN (
     SELECT written.id
     FROM {{ tgt }}.{{ table.owned_ids }} AS written
     INNER JOIN {{ tgt }}.{{ table.target_table }} AS t ON written.id = t.id
-    WHERE {{ landed_part }}
 ) AS landed ON lg.source_id::uuid = landed.id
 {%- else %}
 LEFT JOIN (
@@ -484,11 +482,10 @@ LEFT JOIN {{ tgt }}.migration_rejects AS r
   The step's account of its table, in its own transaction (one snapshot with its writes, so the
   legacy application's later writes cannot unbalance it): per tenant and reason, the rows in scope,
   landed, rejected, and those that break conservation (in neither, or in both) with a few of their
-  ids. record_run_account adds the writes and sums it up. `part`: the call step's chunk; `in_part`
-  limits the legacy rows to it, `landed_part` the written rows (`written`, `t`), so that a chunk reads
-  its own range of the target, not all of it.
+  ids. record_run_account adds the writes and sums it up. `part`: the call step's chunk, whose
+  `legacy` rows are its calls.
 -#}
-{%- macro record_scope(table, window, part="0", in_part="TRUE", landed_part="TRUE", legacy=None) -%}
+{%- macro record_scope(table, window, part="0", legacy=None) -%}
 DELETE FROM {{ tgt }}.migration_run_scope
 WHERE run_id = {{ run }} AND source_table = '{{ table.source_table }}' AND part = {{ part }};
 
@@ -507,7 +504,7 @@ SELECT
     count(*) FILTER (WHERE NOT o.landed AND NOT o.rejected),
     count(*) FILTER (WHERE o.landed AND o.rejected),
     coalesce(array_to_string((array_agg(o.source_id ORDER BY o.source_id) FILTER (WHERE o.landed = o.rejected))[1:5], ' '), '')
-FROM ({{ outcomes(table, window, in_part, landed_part, legacy) }}) AS o
+FROM ({{ outcomes(table, window, legacy) }}) AS o
 GROUP BY o.tenant_id, o.reason
 {%- endmacro -%}
 
