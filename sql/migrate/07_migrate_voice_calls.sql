@@ -241,9 +241,11 @@ INNER JOIN {{ c.src }}.call_logs_voiceagent AS cl ON st.id = cl.id
 WHERE
     st.reason IS NULL
     AND {{ changed }}
-    AND NOT EXISTS (
-        SELECT 1 FROM {{ c.tgt }}.{{ table.owned_ids }} AS written
-        WHERE written.id = st.id
+    -- NOT IN over the chunk's range of the calls the migration wrote: hashed once. (An anti-join was
+    -- planned as a merge with every id the migration wrote, a pass that grows with the target.)
+    AND st.id NOT IN (
+        SELECT written.id FROM {{ c.tgt }}.{{ table.owned_ids }} AS written
+        WHERE {{ inc.in_chunk("written.id") }}
     )
 ON CONFLICT (source_table, source_id) DO UPDATE SET
     reason = excluded.reason,
