@@ -39,6 +39,15 @@ def test_conservation_fails_on_a_lost_call(migrated):
     )
 
 
+def test_conservation_names_the_first_five_lost_calls_in_order(migrated):
+    lost = migrated.rows("SELECT id::text FROM voice_calls ORDER BY md5(id::text) LIMIT 7")
+    migrated.execute("DELETE FROM voice_calls WHERE id = ANY(%s::uuid[])", ([row[0] for row in lost],))
+    passed, detail = migrated.check("check_conservation")
+    first_five = " ".join(sorted(row[0] for row in lost)[:5])
+    assert passed is False
+    assert f"landed=722 rejected=13 pending=0 missing=7 doubled=0 e.g. {first_five}" in detail
+
+
 def test_conservation_fails_on_a_row_both_landed_and_rejected(migrated):
     migrated.execute(
         "INSERT INTO migration_rejects (source_table, source_id, reason, source_row)"
