@@ -49,7 +49,7 @@ lint: $(BIN)/.installed
 test: lint /usr/bin/chromium
 	$(BIN)/pytest
 
-## test-fast: the SQL and plugin tests except those marked slow (under two minutes on two cores); no lint
+## test-fast: the SQL and plugin tests except those marked slow (about four minutes on two cores); no lint
 test-fast: $(BIN)/.installed
 	$(BIN)/pytest -m "not slow" tests/sql tests/plugins
 
