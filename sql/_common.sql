@@ -551,13 +551,51 @@ WHERE
 {%- endmacro -%}
 
 {#-
+  The findings a flagged call `f` (a row of flagged_calls, or a group of them) makes, one per kind: the
+  rows of a LATERAL VALUES list of (kind, referenced_id, referenced_tenant_id, covered_by_grant), kind
+  NULL where there is nothing to say. `referenced`: whether `f` holds the referenced ids (a group of
+  calls does not: NULL).
+-#}
+{%- macro finding_kinds(f, referenced=True) -%}
+VALUES
+(
+    {{ f }}.agent_kind,
+    {{ f ~ ".agent_id::text" if referenced else "NULL::text" }},
+    {{ f }}.agent_tenant_id,
+    {{ f }}.agent_kind = 'agent_in_other_tenant' AND {{ f }}.agent_granted
+),
+({{ f }}.lead_kind, {{ f ~ ".lead_id::text" if referenced else "NULL::text" }}, {{ f }}.lead_tenant_id, FALSE),
+({{ f }}.voice_kind, {{ f ~ ".voice_id::text" if referenced else "NULL::text" }}, NULL::uuid, FALSE)
+{%- endmacro -%}
+
+{#-
+  The landed calls whose legacy lead has no lineage (quarantined, or never existed: the call landed
+  without a lead_id, so only the legacy call tells), as (id, tenant_id, target: the legacy lead). Read
+  from the target's calls without a lead_id, each legacy call looked up by id: a few per cent of the
+  calls, where reading every legacy call first had the planner expect a quarter of them and hash the
+  whole target (1.3 s at 1M calls).
+-#}
+{%- macro calls_without_migrated_lead() -%}
+SELECT
+    landed.id,
+    landed.tenant_id,
+    dangling.target
+FROM {{ tgt }}.voice_calls AS landed
+INNER JOIN {{ src }}.call_logs_voiceagent AS dangling ON landed.id = dangling.id
+WHERE
+    landed.lead_id IS NULL
+    AND dangling.target IS NOT NULL
+    AND NOT EXISTS (
+        SELECT 1 FROM {{ tgt }}.migration_lineage AS lead_map
+        WHERE lead_map.source_table = 'leads_voiceagent' AND lead_map.source_id = dangling.target::text
+    )
+{%- endmacro -%}
+
+{#-
   The calls' findings, one row per landed call and reference the cutover must decide on, in the
-  columns of migration_findings: the flagged calls unfolded (one row per kind), and lead_not_migrated,
-  the landed calls whose legacy lead has no lineage (quarantined, or never existed: the call landed
-  without a lead_id, so only the legacy call tells). Those are read from the target's calls without a
-  lead_id, each legacy call looked up by id: a few per cent of the calls, where reading every legacy
-  call first had the planner expect a quarter of them and hash the whole target (1.3 s of 2.5 s at
-  1M). The view migration_call_findings; record_findings sums it into migration_call_findings_summary.
+  columns of migration_findings: the flagged calls unfolded (one row per kind), and lead_not_migrated.
+  The view migration_call_findings (record_findings sums the same findings without unfolding each
+  call: migration_call_findings_summary).
 -#}
 {%- macro call_findings() -%}
 SELECT
@@ -569,35 +607,16 @@ SELECT
     f.referenced_tenant_id,
     f.covered_by_grant
 FROM ({{ flagged_calls() }}) AS flagged
-CROSS JOIN
-    LATERAL (
-        VALUES
-        (
-            flagged.agent_kind,
-            flagged.agent_id::text,
-            flagged.agent_tenant_id,
-            flagged.agent_kind = 'agent_in_other_tenant' AND flagged.agent_granted
-        ),
-        (flagged.lead_kind, flagged.lead_id::text, flagged.lead_tenant_id, FALSE),
-        (flagged.voice_kind, flagged.voice_id::text, NULL::uuid, FALSE)
-    ) AS f (kind, referenced_id, referenced_tenant_id, covered_by_grant)
+CROSS JOIN LATERAL ({{ finding_kinds("flagged") }}) AS f (kind, referenced_id, referenced_tenant_id, covered_by_grant)
 WHERE f.kind IS NOT NULL
 UNION ALL
 SELECT
     'lead_not_migrated',
     'call_logs_voiceagent',
-    landed.id::text,
-    landed.tenant_id,
+    dangling.id::text,
+    dangling.tenant_id,
     dangling.target::text,
     NULL::uuid,
     FALSE
-FROM {{ tgt }}.voice_calls AS landed
-INNER JOIN {{ src }}.call_logs_voiceagent AS dangling ON landed.id = dangling.id
-WHERE
-    landed.lead_id IS NULL
-    AND dangling.target IS NOT NULL
-    AND NOT EXISTS (
-        SELECT 1 FROM {{ tgt }}.migration_lineage AS lead_map
-        WHERE lead_map.source_table = 'leads_voiceagent' AND lead_map.source_id = dangling.target::text
-    )
+FROM ({{ calls_without_migrated_lead() }}) AS dangling
 {%- endmacro -%}

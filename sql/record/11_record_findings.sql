@@ -6,24 +6,46 @@
 {% import "_common.sql" as c with context %}
 {{ c.serialize_step() }}
 
--- One GROUP BY pass over the view, into a temp table so that it may run in parallel workers (an
--- INSERT's query cannot). Each group keeps the smallest id of each of 8 slices of its calls (by the
--- id's last hex digit): examples without sorting every call. Whatever the data, the result is a few
--- rows per kind and tenant pair.
+-- One GROUP BY pass over the calls, into temp tables so that it may run in parallel workers (an
+-- INSERT's query cannot): each flagged call is counted once in the group of everything it says (its
+-- tenant, and each kind with its referenced tenant), and only the groups, a few per tenant pair
+-- whatever the data, are unfolded into findings: a call's cost does not grow with how many findings
+-- it makes. Each group keeps the smallest id of each of 8 slices of its calls (by the id's last hex
+-- digit): examples without sorting every call.
 -- The planner cannot know how few groups those are (it guesses one per call or so) and would sort
--- every finding, spilling to disk; a hash aggregate keeps a row per group.
+-- every call, spilling to disk; a hash aggregate keeps a row per group.
 SET LOCAL enable_sort = off;
 
-CREATE TEMP TABLE call_findings ON COMMIT DROP AS
+CREATE TEMP TABLE flagged_groups ON COMMIT DROP AS
 SELECT
-    f.kind,
-    f.tenant_id,
-    f.referenced_tenant_id,
-    f.covered_by_grant,
+    flagged.tenant_id,
+    flagged.agent_kind,
+    flagged.agent_tenant_id,
+    flagged.agent_granted,
+    flagged.lead_kind,
+    flagged.lead_tenant_id,
+    flagged.voice_kind,
+    ascii(right(flagged.id::text, 1)) % 8 AS slice,
     count(*) AS calls,
-    min(f.source_id) AS example_call_id
-FROM {{ c.tgt }}.migration_call_findings AS f
-GROUP BY f.kind, f.tenant_id, f.referenced_tenant_id, f.covered_by_grant, ascii(right(f.source_id, 1)) % 8;
+    min(flagged.id::text) AS example_call_id
+FROM ({{ c.flagged_calls() }}) AS flagged
+GROUP BY
+    flagged.tenant_id,
+    flagged.agent_kind,
+    flagged.agent_tenant_id,
+    flagged.agent_granted,
+    flagged.lead_kind,
+    flagged.lead_tenant_id,
+    flagged.voice_kind,
+    ascii(right(flagged.id::text, 1)) % 8;
+
+CREATE TEMP TABLE dangling_groups ON COMMIT DROP AS
+SELECT
+    dangling.tenant_id,
+    count(*) AS calls,
+    min(dangling.id::text) AS example_call_id
+FROM ({{ c.calls_without_migrated_lead() }}) AS dangling
+GROUP BY dangling.tenant_id, ascii(right(dangling.id::text, 1)) % 8;
 
 SET LOCAL enable_sort = on;
 
@@ -33,14 +55,38 @@ INSERT INTO {{ c.tgt }}.migration_call_findings_summary (
     kind, tenant_id, referenced_tenant_id, covered_by_grant, calls, example_call_ids
 )
 SELECT
-    f.kind,
-    f.tenant_id,
-    f.referenced_tenant_id,
-    f.covered_by_grant,
-    sum(f.calls),
-    array_agg(f.example_call_id ORDER BY f.example_call_id)
-FROM call_findings AS f
-GROUP BY f.kind, f.tenant_id, f.referenced_tenant_id, f.covered_by_grant;
+    per_slice.kind,
+    per_slice.tenant_id,
+    per_slice.referenced_tenant_id,
+    per_slice.covered_by_grant,
+    sum(per_slice.calls),
+    array_agg(per_slice.example_call_id ORDER BY per_slice.example_call_id)
+FROM (
+    SELECT
+        f.kind,
+        g.tenant_id,
+        f.referenced_tenant_id,
+        f.covered_by_grant,
+        sum(g.calls) AS calls,
+        min(g.example_call_id) AS example_call_id
+    FROM flagged_groups AS g
+    CROSS JOIN
+        LATERAL ({{ c.finding_kinds("g", referenced=False) }}) AS f (
+            kind, referenced_id, referenced_tenant_id, covered_by_grant
+        )
+    WHERE f.kind IS NOT NULL
+    GROUP BY f.kind, g.tenant_id, f.referenced_tenant_id, f.covered_by_grant, g.slice
+    UNION ALL
+    SELECT
+        'lead_not_migrated',
+        d.tenant_id,
+        NULL::uuid,
+        FALSE,
+        d.calls,
+        d.example_call_id
+    FROM dangling_groups AS d
+) AS per_slice
+GROUP BY per_slice.kind, per_slice.tenant_id, per_slice.referenced_tenant_id, per_slice.covered_by_grant;
 
 -- Per-call findings an earlier version stored in migration_findings (a no-op since): those the steps
 -- record (a lead the application took over) stay.
@@ -48,4 +94,4 @@ DELETE FROM {{ c.tgt }}.migration_findings
 WHERE source_table = 'call_logs_voiceagent';
 
 -- Done with it (a dry run runs every step in one transaction).
-DROP TABLE call_findings;
+DROP TABLE flagged_groups, dangling_groups;

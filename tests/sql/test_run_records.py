@@ -102,6 +102,16 @@ def assert_summary_sums_the_view(db) -> dict[tuple, tuple[int, list[str]]]:
         for row in db.rows(f"SELECT {GROUP}, count(*) FROM migration_call_findings GROUP BY {GROUP}")
     }
     assert {group: calls for group, (calls, _) in stored.items()} == per_call
+    # The examples: the smallest id of each of 8 slices of the group's calls (by the id's last digit).
+    smallest_per_slice = {
+        tuple(row[:4]): row[4]
+        for row in db.rows(
+            f"SELECT {GROUP}, array_agg(first_id ORDER BY first_id) FROM ("
+            f" SELECT {GROUP}, min(source_id) AS first_id FROM migration_call_findings"
+            f" GROUP BY {GROUP}, ascii(right(source_id, 1)) % 8) AS slices GROUP BY {GROUP}"
+        )
+    }
+    assert {group: examples for group, (_, examples) in stored.items()} == smallest_per_slice
     for (kind, tenant_id, referenced_tenant_id, covered_by_grant), (calls, examples) in stored.items():
         assert 1 <= len(examples) <= min(calls, 8) and len(set(examples)) == len(examples)
         of_group = db.value(
