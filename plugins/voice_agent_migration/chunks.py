@@ -14,7 +14,7 @@ three parts, split at two marker lines:
 `sessions` connections work through the chunks at once. The log says how far it is at least every
 `report_every` seconds. A failed chunk stops the others from taking new chunks; the chunks under way
 end, and the failure is raised (a refusal first: final). An interruption (a timeout, the task being
-killed) cancels what every session is running on the server before it is raised.
+killed) ends every session on the server (cancelling what it runs) before it is raised.
 """
 
 from __future__ import annotations
@@ -197,9 +197,9 @@ class ChunkedStep:
                 raise
 
     def cancel(self) -> None:
-        """Stop taking chunks and cancel what every session of the step is running on the server."""
+        """Stop taking chunks and end every session of the step on the server (what it runs is cancelled)."""
         self.stopping.set()
-        self.sessions.cancel_all()
+        self.sessions.end_all()
 
 
 def first_error(errors: Sequence[BaseException | None]) -> BaseException:

@@ -103,10 +103,11 @@ def step_task_id(sql_file: str) -> str:
     return sql_file.rsplit("/", 1)[-1].removesuffix(".sql").lstrip("0123456789_")
 
 
-class CancelsItsStatements:
+class EndsItsSessionsWhenKilled:
     """Every connection the task opens is named for pg_stat_activity (DAG, task, run) and tracked; a
-    killed task (`on_kill`: marked failed, its execution_timeout, a worker shutdown) cancels what they
-    run on the server (see sessions.py; the chunked step also cancels its sessions when interrupted)."""
+    killed task (`on_kill`: marked failed, its execution_timeout, a worker shutdown) ends them on the
+    server, cancelling what they run (see sessions.py; the chunked step also ends its sessions when
+    interrupted)."""
 
     _sessions: Sessions | None = None
 
@@ -118,11 +119,11 @@ class CancelsItsStatements:
 
     def on_kill(self) -> None:
         if self._sessions is not None:
-            cancelled = self._sessions.cancel_all()
-            self.log.info("cancelled the statements of backends %s", cancelled)
+            cancelled = self._sessions.end_all()
+            self.log.info("ended the sessions of backends %s, cancelling what they ran", cancelled)
 
 
-class MigrationStepOperator(CancelsItsStatements, SQLExecuteQueryOperator):
+class MigrationStepOperator(EndsItsSessionsWhenKilled, SQLExecuteQueryOperator):
     """A step of sql/ in one transaction on one snapshot (see run_step), whose refusals are final.
     Maintenance (`autocommit`, such as VACUUM) runs outside any transaction."""
 
@@ -149,7 +150,7 @@ def migration_step(sql_file: str, *, autocommit: bool = False, **kwargs: Any) ->
     )
 
 
-class ChunkedSQLOperator(CancelsItsStatements, SQLExecuteQueryOperator):
+class ChunkedSQLOperator(EndsItsSessionsWhenKilled, SQLExecuteQueryOperator):
     """Runs a chunked step (the call step: chunks.py, sql/_incremental.sql): the run's chunks, each a
     short committed transaction, `sessions` at once; a retry does only the chunks not yet committed.
     The log reports progress at least every 10 seconds. A failed chunk fails the task (with a refusal,
@@ -201,7 +202,7 @@ def check_verdict(row: Sequence[Any] | None) -> tuple[bool, str]:
 NO_JIT = "SET jit = off"
 
 
-class MigrationCheckOperator(CancelsItsStatements, BaseSQLOperator):
+class MigrationCheckOperator(EndsItsSessionsWhenKilled, BaseSQLOperator):
     """Runs one check of sql/check/, which returns one row `(passed boolean, detail text)`.
 
     Its log says first what the check found ("check_x passed: ..." or "check_x FAILED: ..."); the
@@ -257,7 +258,7 @@ def format_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join([line(cells[0]), rule, *(line(row) for row in cells[1:])])
 
 
-class SQLReportOperator(CancelsItsStatements, BaseSQLOperator):
+class SQLReportOperator(EndsItsSessionsWhenKilled, BaseSQLOperator):
     """Runs a read-only query, logs it as a table and returns its rows (XCom) as dicts."""
 
     template_fields: Sequence[str] = ("sql", *BaseSQLOperator.template_fields)
@@ -278,7 +279,7 @@ class SQLReportOperator(CancelsItsStatements, BaseSQLOperator):
         return [dict(zip(columns, row, strict=True)) for row in rows]
 
 
-class DryRunOperator(CancelsItsStatements, BaseSQLOperator):
+class DryRunOperator(EndsItsSessionsWhenKilled, BaseSQLOperator):
     """Runs migration steps in order in ONE transaction on one connection, then a report query that
     reads what they did, then rolls everything back: the target schema, its sequences included, is
     left exactly as it was. (The steps' SQL skips what a rollback cannot undo, such as setval.)"""

@@ -2,7 +2,7 @@
 
 Every connection a task opens says whose it is (`application_name`: DAG, task and run, as
 pg_stat_activity shows it) and is tracked, so that a killed task (`on_kill`: marked failed, a
-timeout, a worker shutdown) cancels the statements it left running on the server: Airflow's SQL
+timeout, a worker shutdown) ends them on the server, cancelling what they were running: Airflow's SQL
 operators do not (apache/airflow#27314). Where the server has it (PostgreSQL 14+), the server also
 checks every few seconds that the client is still there, so the statement of a process killed
 outright (SIGKILL) ends too.
@@ -19,6 +19,8 @@ from typing import Any
 APPLICATION_NAME_BYTES = 63
 # How often the server checks that a running statement's client is still connected.
 CLIENT_CHECK_INTERVAL = "5s"
+# How long ending the sessions of a killed task waits for their server processes to exit.
+TERMINATE_WAIT_MS = 5000
 
 
 def application_name(dag_id: str, task_id: str, run_id: str) -> str:
@@ -47,37 +49,52 @@ class Sessions:
         self.cancelled = threading.Event()
 
     def open(self) -> Any:
-        if self.cancelled.is_set():
-            raise SessionsCancelled("the task was killed: no new session")
+        """A new named session, tracked from before its first statement; refused once the task is
+        killed."""
         conn = self.connect()
+        with self.lock:
+            if self.cancelled.is_set():
+                conn.close()
+                raise SessionsCancelled("the task was killed: no new session")
+            self.open_connections[backend_pid(conn)] = conn
         conn.autocommit = True
         with closing(conn.cursor()) as cur:
             if self.name:
                 cur.execute("SELECT set_config('application_name', %s, false)", (self.name,))
-            cur.execute("SELECT current_setting('server_version_num')::integer >= 140000")
-            if cur.fetchone()[0]:
+            if server_version(cur) >= 140000:
                 cur.execute(
                     "SELECT set_config('client_connection_check_interval', %s, false)", (CLIENT_CHECK_INTERVAL,)
                 )
         conn.autocommit = False
-        with self.lock:
-            self.open_connections[backend_pid(conn)] = conn
         return conn
 
-    def cancel_all(self) -> list[int]:
-        """Cancel the running statement of every connection still open (from a new connection: the
-        others are busy); returns the backends cancelled. No session opens after it."""
-        self.cancelled.set()
+    def end_all(self) -> list[int]:
+        """End every session still open, from a new connection (the others are busy): the server
+        cancels and rolls back what each is running and closes it, so nothing its thread sends
+        afterwards runs (a cancel alone would miss a statement sent a moment after it). No session
+        opens after it. Returns the backends ended, once they are gone (PostgreSQL 14+ waits for them,
+        up to TERMINATE_WAIT_MS)."""
         with self.lock:
+            self.cancelled.set()
             pids = [pid for pid, conn in self.open_connections.items() if not conn.closed]
         if not pids:
             return []
         with closing(self.connect()) as conn:
             conn.autocommit = True
             with closing(conn.cursor()) as cur:
+                wait = server_version(cur) >= 140000
                 for pid in pids:
-                    cur.execute("SELECT pg_cancel_backend(%s)", (pid,))
+                    if wait:
+                        cur.execute("SELECT pg_terminate_backend(%s, %s)", (pid, TERMINATE_WAIT_MS))
+                    else:
+                        cur.execute("SELECT pg_terminate_backend(%s)", (pid,))
         return pids
+
+
+def server_version(cur: Any) -> int:
+    """The server's `server_version_num` (150020 for 15.20)."""
+    cur.execute("SELECT current_setting('server_version_num')::integer")
+    return int(cur.fetchone()[0])
 
 
 def last_result(cur: Any) -> list[tuple]:

@@ -89,7 +89,7 @@ def test_a_call_step_marked_failed_stops_its_statements_and_the_cleared_task_res
         holder.rollback()
     assert stack.wait_for(second, timeout=120) == {second: "failed"}
     killed_log = stack.task_log(second, "migrate_voice_calls")
-    assert re.search(rf"cancelled the statements of backends \[[^]]*\b{pid}\b", killed_log), killed_log
+    assert re.search(rf"ended the sessions of backends \[[^]]*\b{pid}\b", killed_log), killed_log
     assert committed_chunks(db, second) == before_kill  # the killed try committed nothing more
 
     stack.api(
