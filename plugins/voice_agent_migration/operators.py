@@ -119,8 +119,8 @@ class EndsItsSessionsWhenKilled:
 
     def on_kill(self) -> None:
         if self._sessions is not None:
-            cancelled = self._sessions.end_all()
-            self.log.info("ended the sessions of backends %s, cancelling what they ran", cancelled)
+            ended = self._sessions.end_all()
+            self.log.info("ended the sessions of backends %s, cancelling what they ran", ended)
 
 
 class MigrationStepOperator(EndsItsSessionsWhenKilled, SQLExecuteQueryOperator):

@@ -17,6 +17,9 @@ from typing import Any
 
 # PostgreSQL truncates application_name to 63 bytes.
 APPLICATION_NAME_BYTES = 63
+# server_version_num of PostgreSQL 14, the first with client_connection_check_interval and with a
+# pg_terminate_backend that can wait.
+PG14 = 140000
 # How often the server checks that a running statement's client is still connected.
 CLIENT_CHECK_INTERVAL = "5s"
 # How long ending the sessions of a killed task waits for their server processes to exit.
@@ -61,7 +64,7 @@ class Sessions:
         with closing(conn.cursor()) as cur:
             if self.name:
                 cur.execute("SELECT set_config('application_name', %s, false)", (self.name,))
-            if server_version(cur) >= 140000:
+            if server_version(cur) >= PG14:
                 cur.execute(
                     "SELECT set_config('client_connection_check_interval', %s, false)", (CLIENT_CHECK_INTERVAL,)
                 )
@@ -82,12 +85,12 @@ class Sessions:
         with closing(self.connect()) as conn:
             conn.autocommit = True
             with closing(conn.cursor()) as cur:
-                wait = server_version(cur) >= 140000
-                for pid in pids:
-                    if wait:
-                        cur.execute("SELECT pg_terminate_backend(%s, %s)", (pid, TERMINATE_WAIT_MS))
-                    else:
-                        cur.execute("SELECT pg_terminate_backend(%s)", (pid,))
+                waits = server_version(cur) >= PG14
+                terminate = "pg_terminate_backend(pid, %(wait)s)" if waits else "pg_terminate_backend(pid)"
+                cur.execute(
+                    f"SELECT {terminate} FROM unnest(%(pids)s::integer[]) AS pid",
+                    {"pids": pids, "wait": TERMINATE_WAIT_MS},
+                )
         return pids
 
 
